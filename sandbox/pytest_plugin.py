@@ -1,0 +1,1 @@
+"""pytest plugin: options, fixtures and scenario collection (filled in by the scenario work)."""

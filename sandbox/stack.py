@@ -1,0 +1,119 @@
+"""The backend contract: what every way of running the platform must offer.
+
+The pytest plugin, the scenario runner and the CLI only talk to this protocol, so the same
+scenarios run unchanged on the local backend and on kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from sandbox.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Secrets generated per sandbox. Never printed: see ``secrets()`` for redaction."""
+
+    airflow_username: str
+    airflow_password: str
+    s3_access_key: str
+    s3_secret_key: str
+    postgres_user: str = "sandbox"
+    postgres_password: str = ""
+
+    def secrets(self) -> list[str]:
+        """Values a report or log must never show."""
+        return [v for v in (self.airflow_password, self.s3_secret_key, self.postgres_password) if v]
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How the harness reaches a running platform (all loopback on both backends)."""
+
+    airflow_url: str
+    mlflow_url: str
+    s3_url: str
+    data_bucket: str
+    artifacts_bucket: str
+    postgres_host: str = "127.0.0.1"
+    postgres_port: int = 0
+    credentials_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    healthy: bool
+    detail: str = ""
+    pid: int | None = None
+    url: str | None = None
+
+
+@dataclass
+class UpResult:
+    endpoints: Endpoints
+    reused: bool
+    seconds: float
+    services: list[ServiceStatus] = field(default_factory=list)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """One way of running the platform: up, down, status, endpoints, diagnostics."""
+
+    name: str
+    sandbox_name: str
+
+    def up(self) -> UpResult:
+        """Start everything (or reuse a healthy stack) and return its endpoints."""
+        ...
+
+    def down(self, *, purge: bool = False) -> None:
+        """Stop everything this sandbox started; ``purge`` also deletes its state."""
+        ...
+
+    def status(self) -> list[ServiceStatus]: ...
+
+    @property
+    def endpoints(self) -> Endpoints:
+        """Endpoints of the running stack; raises ServiceError when it is not up."""
+        ...
+
+    @property
+    def credentials(self) -> Credentials: ...
+
+    def capabilities(self) -> set[str]:
+        """What scenarios may need from this backend, e.g. ``{"faults", "gpu"}``."""
+        ...
+
+    def diagnostics(self, dest: Path) -> Path:
+        """Write service logs and platform state under ``dest``; return the bundle folder."""
+        ...
+
+
+BackendFactory = Callable[..., Backend]
+_BACKENDS: dict[str, str] = {
+    "local": "sandbox.backends.local.backend:LocalBackend",
+    "kind": "sandbox.backends.kind.backend:KindBackend",
+}
+
+
+def backend_names() -> list[str]:
+    return sorted(_BACKENDS)
+
+
+def get_backend(kind: str, sandbox_name: str = "default", **options: object) -> Backend:
+    """Instantiate a backend by name (``local`` or ``kind``)."""
+    if kind not in _BACKENDS:
+        raise ConfigError(
+            f"Unknown backend {kind!r}.", f"Use one of: {', '.join(backend_names())} (--backend NAME)."
+        )
+    module_name, _, attr = _BACKENDS[kind].partition(":")
+    import importlib
+
+    factory: BackendFactory = getattr(importlib.import_module(module_name), attr)
+    return factory(sandbox_name=sandbox_name, **options)
