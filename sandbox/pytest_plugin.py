@@ -1,1 +1,326 @@
-"""pytest plugin: options, fixtures and scenario collection (filled in by the scenario work)."""
+"""pytest plugin: options, fixtures and scenario collection.
+
+``scenarios/**/*.yaml`` files become test items. Every file is validated while pytest collects,
+so a bad file stops the session before any stack starts. The stack starts once per session, on the
+first item (or fixture) that needs it, and stops at the end unless ``--keep`` or it was already
+running when the session began (a warm stack the user started stays up).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from sandbox import paths
+from sandbox.scenarios.loader import LoadedScenario, ScenarioLoadError, load
+
+if TYPE_CHECKING:
+    # The clients import in seconds (generated Airflow models, MLflow): only when a stack is used,
+    # so collection and `pytest tests` stay fast.
+    from sandbox.scenarios.runner import Platform, ScenarioResult
+    from sandbox.stack import Backend, UpResult
+
+_STATE = pytest.StashKey["_Session"]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mlops-sandbox", "mlops-sandbox scenario suites")
+    group.addoption(
+        "--backend",
+        default=os.environ.get("MLOPS_SANDBOX_BACKEND", "local"),
+        help="backend running the platform: local (default) or kind [env MLOPS_SANDBOX_BACKEND]",
+    )
+    group.addoption(
+        "--sandbox-name",
+        default=os.environ.get("MLOPS_SANDBOX_NAME", "default"),
+        help="sandbox to use or start (state under .sandbox/<name>/) [env MLOPS_SANDBOX_NAME]",
+    )
+    group.addoption(
+        "--keep", action="store_true", default=False, help="leave the stack running after the session"
+    )
+
+
+@dataclass
+class _Session:
+    """Per-session state: the backend, the stack once up, and every scenario's outcome."""
+
+    config: pytest.Config
+    backend: Backend | None = None
+    up: UpResult | None = None
+    platform: Platform | None = None
+    started: float = field(default_factory=time.monotonic)
+    rows: list[dict[str, str]] = field(default_factory=list)
+    details: list[tuple[str, str, Path | None]] = field(default_factory=list)
+    report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
+    registry: dict[str, Any] | None = None
+
+    def get_backend(self) -> Backend:
+        if self.backend is None:
+            from sandbox.stack import get_backend
+
+            self.backend = get_backend(
+                self.config.getoption("backend"), self.config.getoption("sandbox_name")
+            )
+        return self.backend
+
+    def stack(self) -> Platform:
+        """The running platform; starts (or reuses) it on first use."""
+        if self.platform is None:
+            backend = self.get_backend()
+            self.progress().emit("stack", f"starting the {backend.name} backend ({backend.sandbox_name})...")
+            self.up = backend.up()
+            how = "reused a running stack" if self.up.reused else "started"
+            self.progress().emit("stack", f"{how} in {self.up.seconds:.1f}s", style="green")
+            from sandbox.scenarios.runner import Platform
+
+            self.platform = Platform(backend)
+        return self.platform
+
+    def progress(self) -> Any:
+        from sandbox.report import LiveProgress
+
+        if not hasattr(self, "_progress"):
+            tr = self.config.pluginmanager.get_plugin("terminalreporter")
+            capman = self.config.pluginmanager.get_plugin("capturemanager")
+            self._progress = LiveProgress(
+                file=getattr(tr, "_tw", None) and tr._tw._file,
+                suspend=(capman.global_and_fixture_disabled if capman else None),
+                secrets=lambda: self.platform.secrets() if self.platform else [],
+            )
+        return self._progress
+
+
+def _session(config: pytest.Config) -> _Session:
+    if _STATE not in config.stash:
+        config.stash[_STATE] = _Session(config)
+    return config.stash[_STATE]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "scenario: a scenario file collected by the mlops-sandbox plugin")
+    config.addinivalue_line("markers", "gpu: needs an NVIDIA GPU visible to NVML")
+    _session(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or state.backend is None or state.up is None:
+        return
+    if config.getoption("keep") or state.up.reused:
+        return
+    state.backend.down()
+
+
+# --- collection ---------------------------------------------------------------------------------
+
+
+def _is_scenario_file(path: Path) -> bool:
+    return path.suffix in (".yaml", ".yml") and "scenarios" in path.parent.parts
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if _is_scenario_file(file_path):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioFile(pytest.File):
+    """One scenario file: validated here, at collection, before any stack starts."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        state = _session(self.config)
+        if state.registry is None:
+            from sandbox.scenarios import dags
+
+            state.registry = dags.scan()
+        try:
+            loaded = load(self.path, registry=state.registry)
+        except ScenarioLoadError as exc:
+            raise self.CollectError("\n".join(str(i) for i in exc.issues)) from exc
+        item = ScenarioItem.from_parent(self, name=loaded.scenario.name, loaded=loaded)
+        item.add_marker(pytest.mark.scenario)
+        for cap in loaded.scenario.requires:
+            item.add_marker(getattr(pytest.mark, cap))
+        yield item
+
+
+class ScenarioFailed(Exception):
+    def __init__(self, result: ScenarioResult, bundle: Path | None) -> None:
+        self.result = result
+        self.bundle = bundle
+        super().__init__(result.failure_text())
+
+
+def capability_skip(backend: Backend, needs: list[str]) -> str | None:
+    """Why the scenario cannot run here (None when it can)."""
+    for cap in needs:
+        if cap == "gpu":
+            from sandbox.gpu import detect
+
+            info = detect()
+            if not info.available:
+                return f"needs a GPU: {info.reason}"
+        if cap not in backend.capabilities():
+            return f"needs capability {cap!r}, which the {backend.name} backend does not offer"
+    return None
+
+
+class ScenarioItem(pytest.Item):
+    """Runs one scenario through the runner and fails with every mismatch listed."""
+
+    def __init__(self, *, loaded: LoadedScenario, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.loaded = loaded
+        self.result: ScenarioResult | None = None
+
+    def setup(self) -> None:
+        sc = self.loaded.scenario
+        needs = list(sc.requires)
+        if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)):
+            needs.append("faults")
+        reason = capability_skip(_session(self.config).get_backend(), needs)
+        if reason:
+            pytest.skip(reason)
+
+    def runtest(self) -> None:
+        from sandbox.scenarios.runner import Runner
+
+        state = _session(self.config)
+        platform = state.stack()
+        label = self.loaded.path.stem
+        runner = Runner(platform, progress=state.progress().for_scenario(label))
+        self.result = result = runner.run(self.loaded.scenario, self.loaded.path)
+        self.user_properties.append(("wall_seconds", f"{result.wall_seconds:.2f}"))
+        self.user_properties.append(("dag_runs", ",".join(r.observation.dag_run_id for r in result.runs)))
+        if result.passed:
+            state.progress().emit(label, f"passed in {result.wall_seconds:.1f}s", style="green")
+            return
+        from sandbox.report import write_diagnostics
+
+        bundle: Path | None = None
+        try:
+            bundle = write_diagnostics(platform, result, state.report_dir / label)
+        except Exception as exc:  # the failure itself matters more than its bundle
+            state.progress().emit(label, f"could not write diagnostics: {exc}", style="yellow")
+        state.progress().emit(label, f"{result.verdict}; diagnostics: {bundle}", style="red")
+        raise ScenarioFailed(result, bundle)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, ScenarioFailed):
+            from sandbox.report import redact
+
+            exc = excinfo.value
+            text = (
+                f"scenario {self.loaded.scenario.name!r} ({self.loaded.display_path}) {exc.result.verdict}:\n"
+            )
+            text += exc.result.failure_text()
+            if exc.bundle:
+                text += f"\ndiagnostics bundle: {exc.bundle}"
+            platform = _session(self.config).platform
+            return redact(text, platform.secrets() if platform else [])
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"scenario: {self.loaded.scenario.name}"
+
+
+# --- reporting ----------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if not isinstance(item, ScenarioItem):
+        return
+    rep = outcome.get_result()
+    if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
+        verdict = {"passed": "passed", "skipped": "skipped"}.get(rep.outcome, "failed")
+        if item.result is not None and item.result.aborted is not None:
+            verdict = "error"
+        from sandbox.report import summary_row
+
+        state = _session(item.config)
+        name = item.loaded.path.stem
+        state.rows.append(summary_row(name, item.result, verdict, rep.duration))
+        if rep.outcome == "skipped" and isinstance(rep.longrepr, tuple):
+            state.rows[-1]["dag"] = f"skipped: {rep.longrepr[2].removeprefix('Skipped: ')}"
+        if item.result is not None and not item.result.passed:
+            bundle = None
+            if isinstance(call.excinfo and call.excinfo.value, ScenarioFailed):
+                bundle = call.excinfo.value.bundle  # type: ignore[union-attr]
+            state.details.append((name, item.result.failure_text(), bundle))
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    state = config.stash.get(_STATE, None)
+    if state is None or not state.rows:
+        return
+    from rich.console import Console
+
+    from sandbox.report import summary_table, write_markdown
+
+    console = Console(file=terminalreporter._tw._file, highlight=False)
+    console.print(summary_table(state.rows))
+    secrets = state.platform.secrets() if state.platform else []
+    path = write_markdown(
+        state.rows,
+        state.details,
+        backend=config.getoption("backend"),
+        sandbox_name=config.getoption("sandbox_name"),
+        total_wall=time.monotonic() - state.started,
+        secrets=secrets,
+    )
+    terminalreporter.write_line(f"scenario report: {path}")
+
+
+# --- fixtures for Python tests ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sandbox_stack(pytestconfig: pytest.Config) -> Platform:
+    """The running platform (started once per session; see the module docstring for teardown)."""
+    return _session(pytestconfig).stack()
+
+
+@pytest.fixture
+def run_dag(sandbox_stack: Platform, request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Trigger one DAG run and return its RunObservation.
+
+    ``run_dag(conf, dag=..., faults=[{"task": ..., "tries": [1]}], timeout=180)``; the experiment and
+    model names default to fresh per-call names (isolation).
+    """
+    from sandbox.scenarios import faults as faults_mod
+    from sandbox.scenarios.model import Expect, Fault, RunSpec
+    from sandbox.scenarios.observations import RunObservation
+    from sandbox.scenarios.runner import Runner, _slug
+
+    runner = Runner(sandbox_stack)
+
+    def _run(
+        conf: dict[str, Any] | None = None,
+        *,
+        dag: str = "train_model_pipeline",
+        faults: list[dict[str, Any]] | None = None,
+        timeout: float = 180.0,
+    ) -> RunObservation:
+        token = os.urandom(3).hex()
+        name = f"sbx-{_slug(request.node.name, 32)}-{token}"
+        conf = {"experiment_name": name, "model_name": name, **(conf or {})}
+        spec = RunSpec(conf=conf, faults=[Fault.model_validate(f) for f in faults or []])
+        runner.ensure_dag(dag, time.monotonic() + 90)
+        dag_run_id = f"sbx__pytest__{token}__1"
+        faults_mod.arm(sandbox_stack.faults_file, dag_run_id, spec.faults)
+        try:
+            # Python tests assert on the observation themselves: no failure ends the wait early.
+            runner.trigger_and_wait(dag, dag_run_id, conf, spec, Expect(), timeout, fail_fast=False)
+        finally:
+            faults_mod.disarm(sandbox_stack.faults_file, dag_run_id)
+        return runner.observe(dag, dag_run_id, conf["experiment_name"], conf["model_name"], None)
+
+    return _run

@@ -42,6 +42,10 @@ class Endpoints:
     postgres_host: str = "127.0.0.1"
     postgres_port: int = 0
     credentials_file: Path | None = None
+    # Where the harness arms faults for the local task runtime (None where faults are unsupported).
+    faults_file: Path | None = None
+    # The sandbox's state folder (logs, generated secrets); None when a backend keeps none.
+    state_dir: Path | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,69 @@
+"""Step -> Airflow operator, by the deployment's runtime (``MLOPS_TASK_RUNTIME``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_pipeline.steps import PLATFORM_SECRETS, Deployment, Step
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+
+
+def build_task(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
+    if deployment.runtime == "local":
+        from mlops_pipeline.operators import LocalJobOperator
+
+        return LocalJobOperator(
+            task_id=step.task_id, args=step.args, env=step.env, do_xcom_push=step.xcom, **kwargs
+        )
+    return build_pod_operator(step, deployment, **kwargs)
+
+
+def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
+    """A ``KubernetesPodOperator``: credentials by secretKeyRef, the rest of the platform by envFrom."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from kubernetes.client import models as k8s
+
+    env = [k8s.V1EnvVar(name=name, value=value) for name, value in step.env.items()]
+    env += [
+        k8s.V1EnvVar(
+            name=name,
+            value_from=k8s.V1EnvVarSource(
+                secret_key_ref=k8s.V1SecretKeySelector(name=deployment.platform_secret, key=name)
+            ),
+        )
+        for name in PLATFORM_SECRETS
+    ]
+    res = step.resources
+    requests = {"cpu": res.cpu_request, "memory": res.memory_request}
+    limits = {"cpu": res.cpu_limit, "memory": res.memory_limit}
+    tolerations: list[k8s.V1Toleration] = []
+    node_selector: dict[str, str] = {}
+    if step.gpu:
+        limits[GPU_RESOURCE] = "1"  # extended resources: the request defaults to the limit
+        tolerations = [k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")]
+        node_selector = dict(GPU_NODE_SELECTOR)
+    return KubernetesPodOperator(
+        task_id=step.task_id,
+        name=f"mlops-{step.task_id.replace('_', '-')}",
+        namespace=deployment.namespace,
+        image=step.image,
+        image_pull_policy="IfNotPresent",
+        cmds=["python"],
+        arguments=step.args,
+        env_vars=env,
+        env_from=[
+            k8s.V1EnvFromSource(config_map_ref=k8s.V1ConfigMapEnvSource(name=deployment.platform_configmap))
+        ],
+        container_resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
+        tolerations=tolerations,
+        node_selector=node_selector,
+        do_xcom_push=step.xcom,
+        get_logs=True,
+        on_finish_action="delete_pod",
+        labels={"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job},
+        **kwargs,
+    )

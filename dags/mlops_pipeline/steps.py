@@ -1,0 +1,110 @@
+"""One description per pipeline step, shared by the Kubernetes and the local runtime.
+
+Env values are Jinja templates rendered by Airflow per task instance: DAG params (overridable by
+run conf) and the task's own context (run id, try number).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+JOB_MODULE = "mlops_jobs"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str
+    cpu_limit: str
+    memory_request: str
+    memory_limit: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """A pipeline step: what runs (job), where (image, resources) and with which inputs (env)."""
+
+    task_id: str
+    job: str
+    env: Mapping[str, str]
+    resources: Resources
+    gpu: bool = False
+    xcom: bool = False
+    image: str = "mlops-jobs:0.1.0"
+
+    @property
+    def args(self) -> list[str]:
+        """Arguments after the interpreter: the same in the pod and in the local subprocess."""
+        return ["-m", JOB_MODULE, self.job]
+
+
+def _is_true(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Deployment config read at DAG parse time (docs/architecture.md, "DAG deployment config")."""
+
+    runtime: str = "kubernetes"
+    train_gpu: bool = False
+    image: str = "mlops-jobs:0.1.0"
+    namespace: str = "mlops"
+    platform_secret: str = "mlops-platform-credentials"
+    platform_configmap: str = "mlops-platform-config"
+    retry_delay_seconds: int = 300
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Deployment:
+        env = os.environ if environ is None else environ
+        runtime = env.get("MLOPS_TASK_RUNTIME", "kubernetes").strip().lower()
+        if runtime not in ("kubernetes", "local"):
+            raise ValueError(f"MLOPS_TASK_RUNTIME={runtime!r}: expected 'kubernetes' or 'local'")
+        return cls(
+            runtime=runtime,
+            train_gpu=_is_true(env.get("MLOPS_TRAIN_GPU", "false")),
+            image=env.get("MLOPS_JOB_IMAGE", cls.image),
+            namespace=env.get("MLOPS_K8S_NAMESPACE", cls.namespace),
+            platform_secret=env.get("MLOPS_PLATFORM_SECRET", cls.platform_secret),
+            platform_configmap=env.get("MLOPS_PLATFORM_CONFIGMAP", cls.platform_configmap),
+            retry_delay_seconds=int(env.get("MLOPS_RETRY_DELAY_SECONDS", cls.retry_delay_seconds)),
+        )
+
+
+# The platform values every step needs; in pods they come from the ConfigMap / Secret, locally
+# from the worker's environment. Never part of a step's literal env.
+PLATFORM_CONFIG = ("MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "MLOPS_DATA_BUCKET", "AWS_DEFAULT_REGION")
+PLATFORM_SECRETS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+# Every step gets the whole run context and every parameter: the recipe's evaluate pod lacked
+# EXPERIMENT_NAME and crashed; one complete env per step rules that class of bug out.
+RUN_ENV = {
+    "MLOPS_DAG_ID": "{{ dag.dag_id }}",
+    "MLOPS_DAG_RUN_ID": "{{ run_id }}",
+    "MLOPS_TASK_ID": "{{ ti.task_id }}",
+    "MLOPS_TRY_NUMBER": "{{ ti.try_number }}",
+    "MLOPS_EXPERIMENT_NAME": "{{ params.experiment_name }}",
+    "MLOPS_MODEL_NAME": "{{ params.model_name }}",
+    "MLOPS_DATASET": "{{ params.dataset }}",
+    "MLOPS_LABEL_NOISE": "{{ params.label_noise }}",
+    "MLOPS_SEED": "{{ params.seed }}",
+    "MLOPS_TEST_SIZE": "{{ params.test_size }}",
+    "MLOPS_N_ESTIMATORS": "{{ params.n_estimators }}",
+    "MLOPS_MAX_DEPTH": "{{ params.max_depth }}",
+    "MLOPS_MIN_ACCURACY": "{{ params.min_accuracy }}",
+}
+# The exact run and version train registered (never "the latest run").
+TRAIN_RESULT_ENV = {"MLOPS_TRAIN_RESULT": "{{ ti.xcom_pull(task_ids='train_model') | tojson }}"}
+
+SMALL = Resources(cpu_request="250m", cpu_limit="500m", memory_request="512Mi", memory_limit="1Gi")
+TRAIN = Resources(cpu_request="2", cpu_limit="4", memory_request="8Gi", memory_limit="16Gi")
+
+
+def pipeline_steps(deployment: Deployment) -> list[Step]:
+    """preprocess_data >> train_model >> evaluate_and_register, in order."""
+    return [
+        Step("preprocess_data", "preprocess", RUN_ENV, SMALL, image=deployment.image),
+        Step("train_model", "train", RUN_ENV, TRAIN, deployment.train_gpu, xcom=True, image=deployment.image),
+        Step("evaluate_and_register", "evaluate", RUN_ENV | TRAIN_RESULT_ENV, SMALL, image=deployment.image),
+    ]

@@ -1,0 +1,147 @@
+"""train: fit a RandomForest on the run's split, log it to MLflow and register a model version."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+from mlops_jobs import data, gpu
+from mlops_jobs.config import Env, RunContext, data_bucket, tracking_uri, write_xcom
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# RandomForest holds sklearn Tree objects, which skops refuses to load unless trusted by name.
+SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
+# Listing requirements explicitly skips MLflow's inference, which re-imports the model in a
+# subprocess (~5 s of every train run).
+_REQUIREMENT_DISTS = ("mlflow-skinny", "scikit-learn", "numpy", "pandas", "scipy", "skops")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    context: RunContext
+    n_estimators: int
+    max_depth: int
+    seed: int
+    experiment_name: str
+    model_name: str
+    tracking_uri: str
+    bucket: str
+
+    @classmethod
+    def from_env(cls, env: Env) -> TrainConfig:
+        return cls(
+            context=RunContext.from_env(env),
+            n_estimators=env.integer("MLOPS_N_ESTIMATORS", low=1),
+            max_depth=env.integer("MLOPS_MAX_DEPTH", low=1),
+            seed=env.integer("MLOPS_SEED", low=0),
+            experiment_name=env.text("MLOPS_EXPERIMENT_NAME"),
+            model_name=env.text("MLOPS_MODEL_NAME"),
+            tracking_uri=tracking_uri(env),
+            bucket=data_bucket(env),
+        )
+
+
+def pip_requirements() -> list[str]:
+    """The serving environment: the versions this job ran with (the image's pins)."""
+    pins = []
+    for dist in _REQUIREMENT_DISTS:
+        try:
+            pins.append(f"{dist}=={metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return pins
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
+    """accuracy, f1, precision, recall, roc_auc: binary for two classes, macro / one-vs-rest above."""
+    from sklearn import metrics
+
+    y_pred = classes[proba.argmax(axis=1)]
+    binary = len(classes) == 2
+    average = "binary" if binary else "macro"
+    pos = {"pos_label": classes[1]} if binary else {}
+    return {
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "f1": float(metrics.f1_score(y_true, y_pred, average=average, zero_division=0, **pos)),
+        "precision": float(metrics.precision_score(y_true, y_pred, average=average, zero_division=0, **pos)),
+        "recall": float(metrics.recall_score(y_true, y_pred, average=average, zero_division=0, **pos)),
+        "roc_auc": float(
+            metrics.roc_auc_score(y_true, proba[:, 1])
+            if binary
+            else metrics.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+        ),
+    }
+
+
+def run(env: Env | None = None) -> dict[str, Any]:
+    env = env or Env()
+    cfg = TrainConfig.from_env(env)
+    started = time.monotonic()
+
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import RandomForestClassifier
+
+    split = data.read_split(cfg.bucket, cfg.context.dag_run_id)
+    x_train, y_train = split.train[split.features], split.train[data.TARGET]
+    x_test, y_test = split.test[split.features], split.test[data.TARGET]
+
+    model = RandomForestClassifier(
+        n_estimators=cfg.n_estimators, max_depth=cfg.max_depth, random_state=cfg.seed, n_jobs=-1
+    )
+    model.fit(x_train, y_train)
+    scores = classification_metrics(y_test.to_numpy(), model.predict_proba(x_test), model.classes_)
+
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    experiment = mlflow.set_experiment(cfg.experiment_name)
+    manifest = split.manifest
+    with mlflow.start_run(run_name=cfg.context.dag_run_id) as active:
+        mlflow.set_tags({**cfg.context.tags(), **gpu.detect().tags()})
+        mlflow.log_params(
+            {
+                "dataset": manifest["dataset"],
+                "data_content_hash": manifest["content_hash"],
+                "label_noise": manifest["label_noise"],
+                "test_size": manifest["test_size"],
+                "seed": cfg.seed,
+                "n_estimators": cfg.n_estimators,
+                "max_depth": cfg.max_depth,
+                "n_train": len(x_train),
+                "n_test": len(x_test),
+            }
+        )
+        mlflow.log_metrics(scores)
+        example = x_test.head(5)
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            serialization_format="skops",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
+            registered_model_name=cfg.model_name,
+        )
+    # The version this run created, from the registry's answer; never a run tag such as
+    # mlflow.log-model.history, which is a list of logged models, not a version.
+    version = info.registered_model_version
+    if version is None:
+        raise RuntimeError(f"MLflow did not return a registered version of {cfg.model_name!r}")
+    result = {
+        "run_id": active.info.run_id,
+        "experiment_id": experiment.experiment_id,
+        "model_name": cfg.model_name,
+        "model_version": int(version),
+    }
+    print(
+        f"train: run {result['run_id']} registered {cfg.model_name} v{version}; "
+        + ", ".join(f"{k}={v:.4f}" for k, v in scores.items())
+        + f" ({time.monotonic() - started:.1f}s after config)"
+    )
+    write_xcom(result, env)
+    return result

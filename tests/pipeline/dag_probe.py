@@ -1,0 +1,72 @@
+"""Parse the production DAG in a fresh interpreter and print what the tests check, as JSON.
+
+Run by ``test_dag.py`` once per deployment config: the DAG reads its deployment config at parse
+time, so each config gets its own process (no cached modules, no shared Airflow settings).
+Usage: ``python dag_probe.py <dags folder>``; config comes from the environment.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _param_errors(dag: Any, confs: list[dict[str, Any]]) -> list[str | None]:
+    """For each run conf: None when Airflow accepts it, else the validation error."""
+    errors: list[str | None] = []
+    for conf in confs:
+        params = dag.params.deep_merge(conf)
+        try:
+            params.validate()
+        except Exception as exc:  # ParamValidationError; its module moved between Airflow 3 releases
+            errors.append(f"{type(exc).__name__}: {exc}")
+        else:
+            errors.append(None)
+    return errors
+
+
+def main(dags: Path, confs: list[dict[str, Any]]) -> dict[str, Any]:
+    from airflow.dag_processing.dagbag import BundleDagBag
+    from kubernetes.client import ApiClient
+
+    bag = BundleDagBag(str(dags), bundle_path=dags)
+    out: dict[str, Any] = {"import_errors": bag.import_errors, "dag_ids": sorted(bag.dags)}
+    dag = bag.dags.get("train_model_pipeline")
+    if dag is None:
+        return out
+    api = ApiClient()
+    out.update(
+        schedule=str(dag.timetable.summary),
+        catchup=dag.catchup,
+        max_active_runs=dag.max_active_runs,
+        params={k: v for k, v in dag.params.dump().items()},
+        param_schema={k: dag.params.get_param(k).schema for k in dag.params},
+        param_errors=_param_errors(dag, confs),
+        order=[t.task_id for t in dag.topological_sort()],
+        tasks={},
+    )
+    for task in dag.tasks:
+        info: dict[str, Any] = {
+            "type": type(task).__name__,
+            "downstream": sorted(task.downstream_task_ids),
+            "retries": task.retries,
+            "retry_delay": task.retry_delay.total_seconds(),
+            "do_xcom_push": task.do_xcom_push,
+        }
+        if type(task).__name__ == "KubernetesPodOperator":
+            pod = task.build_pod_request_obj()
+            info["pod"] = api.sanitize_for_serialization(pod)
+            info["on_finish_action"] = task.on_finish_action.value
+            info["get_logs"] = task.get_logs
+        else:
+            info["args"] = task.args
+            info["env"] = task.env
+        out["tasks"][task.task_id] = info
+    return out
+
+
+if __name__ == "__main__":
+    confs = json.loads(sys.argv[2]) if len(sys.argv) > 2 else []
+    print(json.dumps(main(Path(sys.argv[1]), confs), default=str))
