@@ -21,9 +21,11 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sandbox.backends.local.backend import LocalBackend  # noqa: E402
-from sandbox.backends.local.process import find, session_members  # noqa: E402
-from sandbox.envs import ensure_platform_env  # noqa: E402
+import contextlib
+
+from sandbox.backends.local.backend import LocalBackend
+from sandbox.backends.local.process import find, session_members
+from sandbox.envs import ensure_platform_env
 
 GIB = 1024**3
 
@@ -44,16 +46,33 @@ def stack_pss(backend: LocalBackend) -> tuple[int, dict[str, int]]:
             if proc.pid in seen:
                 continue
             seen.add(proc.pid)
-            try:
+            with contextlib.suppress(psutil.Error):
                 total += proc.memory_full_info().pss
-            except psutil.Error:
-                pass
         per_service[name] = total
     return sum(per_service.values()), per_service
 
 
+def stack_cpu_seconds(backend: LocalBackend) -> dict[str, float]:
+    """CPU seconds (user + system, including reaped children) each service has used so far."""
+    model = backend.state.load()
+    assert model is not None
+    used: dict[str, float] = {}
+    for name, record in model.services.items():
+        total = 0.0
+        for proc in session_members([record]):
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        used[name] = round(total, 1)
+    return used
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--idle-seconds", type=float, default=20.0, help="settle time before measuring PSS")
     parser.add_argument("--reuse-runs", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="leave the stack running (state root printed)")
@@ -75,6 +94,7 @@ def main() -> int:
     try:
         last[0] = time.monotonic()
         cold = backend.up()
+        cpu_at_ready = stack_cpu_seconds(backend)
         reuse = []
         for _ in range(args.reuse_runs):
             t0 = time.monotonic()
@@ -98,6 +118,8 @@ def main() -> int:
         "idle_pss_gib": round(pss / GIB, 3),
         "down_s": round(down_seconds, 2),
         "ready_at_s": phases,
+        "cpu_s_at_ready": cpu_at_ready,
+        "cpu_s_total_at_ready": round(sum(cpu_at_ready.values()), 1),
         "pss_mib_by_service": {k: round(v / 2**20) for k, v in sorted(per_service.items())},
         "cpus": os.cpu_count(),
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
@@ -107,6 +129,10 @@ def main() -> int:
     print(f"up on a healthy stack        : {figures['up_on_healthy_s_median']:6.3f} s   goal <= 2 s")
     print(f"idle PSS of the stack        : {figures['idle_pss_gib']:6.2f} GiB goal <= 1.2 GiB")
     print(f"down                         : {figures['down_s']:6.1f} s")
+    print(
+        f"CPU seconds used by the start: {figures['cpu_s_total_at_ready']:6.1f} s on {os.cpu_count()} cores "
+        f"(load {figures['load_avg_1m_at_end']})"
+    )
     for name, mib in figures["pss_mib_by_service"].items():
         print(f"  {name:24} {mib:6d} MiB")
     if args.keep:

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         if reason:
             table.add_row(ls.path.stem, "skipped", "-", "-", "-", "-", reason)
             continue
+        console.print(f"[dim]running {ls.path.stem}...[/]")
         result = Runner(platform).run(sc, ls.path)
         job = sum(r.observation.job_seconds() for r in result.runs)
         ratio = result.wall_seconds / job if job else float("nan")

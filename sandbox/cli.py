@@ -104,6 +104,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     with Live(display.render(), console=console, refresh_per_second=8, transient=False) as live:
         display.live = live
         result = backend.up()
+    console.line()
     verb = "reused a healthy stack" if result.reused else "started"
     console.print(
         f"Sandbox [bold]{backend.sandbox_name}[/] ({backend.name}): {verb} in {result.seconds:.1f}s"
@@ -198,10 +199,24 @@ register(Command("up", "start the platform (or reuse a healthy one)", _cfg_up, _
 register(Command("status", "health of each service", _no_options, _cmd_status))
 register(Command("logs", "show (and follow) service logs", _cfg_logs, _cmd_logs))
 register(Command("down", "stop the platform", _cfg_down, _cmd_down))
-# `run` (scenario suites) is registered by the scenario work with register(Command("run", ...)).
+# Modules that register more subcommands when imported (`run` for the scenario suites lives in
+# sandbox/scenarios/cli.py and calls register(Command("run", ...))). A missing module is skipped.
+PLUGIN_MODULES: tuple[str, ...] = ("sandbox.scenarios.cli",)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for module in PLUGIN_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but one of its imports is missing: surface it
+                raise
 
 
 def build_parser() -> argparse.ArgumentParser:
+    _load_plugins()
     parser = argparse.ArgumentParser(
         prog="sandbox", description="Local sandbox for the Airflow + MLflow platform."
     )

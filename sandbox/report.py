@@ -49,6 +49,7 @@ class LiveProgress:
         self._suspend = suspend or contextlib.nullcontext
         self._secrets = secrets or list
         self._started: dict[str, float] = {}
+        self._fresh: set[str] = {"stack"}
 
     def _console(self) -> Console:
         return Console(file=self._file, highlight=False, soft_wrap=True)
@@ -57,12 +58,17 @@ class LiveProgress:
         start = self._started.setdefault(scenario, time.monotonic())
         text = redact(message, self._secrets())
         elapsed = time.monotonic() - start
+        first = scenario in self._fresh
+        self._fresh.discard(scenario)
         with self._suspend():
+            if first:  # pytest has just written the item's name without a newline
+                self._console().print()
             line = f"  [bold cyan]{scenario}[/] [{style}]{_escape(text)}[/] [dim]({elapsed:.1f}s)[/]"
             self._console().print(line)
 
     def for_scenario(self, scenario: str) -> Callable[[str], None]:
         self._started[scenario] = time.monotonic()
+        self._fresh.add(scenario)
         return lambda msg: self.emit(scenario, msg)
 
 

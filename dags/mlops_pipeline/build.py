@@ -64,6 +64,8 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         do_xcom_push=step.xcom,
         get_logs=True,
         on_finish_action="delete_pod",
+        # The image runs as a non-root user; refuse to start it otherwise.
+        security_context=k8s.V1PodSecurityContext(run_as_non_root=True),
         labels={"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job},
         **kwargs,
     )

@@ -20,26 +20,8 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-FAULTS_FILE_ENV = "MLOPS_FAULTS_FILE"
-
-
-def armed_fault(path: str | None, dag_run_id: str, task_id: str, try_number: int) -> str | None:
-    """The message of a fault armed for this try (docs/architecture.md, "Faults"), else None."""
-    if not path:
-        return None
-    try:
-        faults = json.loads(Path(path).read_text()).get("faults") or []
-    except (OSError, ValueError, AttributeError):
-        return None  # no file (nothing armed) or a file being replaced: no fault
-    for fault in faults:
-        if (
-            isinstance(fault, dict)
-            and fault.get("dag_run_id") == dag_run_id
-            and fault.get("task_id") == task_id
-            and try_number in (fault.get("tries") or [])
-        ):
-            return str(fault.get("message") or "fault armed by the sandbox")
-    return None
+from mlops_pipeline.faults import FAULTS_FILE_ENV, armed_fault
+from mlops_pipeline.jobenv import local_job_env
 
 
 class LocalJobOperator(BaseOperator):
@@ -62,7 +44,7 @@ class LocalJobOperator(BaseOperator):
         command = [sys.executable, *self.args]
         with tempfile.TemporaryDirectory(prefix="mlops-xcom-") as tmp:
             xcom = Path(tmp) / "return.json"
-            env = {**os.environ, **{k: str(v) for k, v in self.env.items()}, "MLOPS_XCOM_PATH": str(xcom)}
+            env = local_job_env(os.environ, self.env, str(xcom))
             self.log.info("running %s", " ".join(command))
             tail: deque[str] = deque(maxlen=5)
             self._proc = subprocess.Popen(

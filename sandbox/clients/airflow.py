@@ -136,10 +136,14 @@ class AirflowClient:
         return sorted(out, key=lambda t: t.try_number)
 
     def log(self, dag_id: str, dag_run_id: str, task_id: str, try_number: int) -> str:
-        """A try's log as plain text (structured entries rendered one per line)."""
+        """A try's log as plain text, exceptions rendered as tracebacks.
+
+        Read as raw JSON: the generated model keeps only ``event`` and ``timestamp`` and would drop
+        ``error_detail``, which carries the exception that failed the task.
+        """
         try:
             resp = self._call(
-                self.task_instances.get_log,
+                self.task_instances.get_log_without_preload_content,
                 dag_id,
                 dag_run_id,
                 task_id,
@@ -149,21 +153,40 @@ class AirflowClient:
             )
         except ApiException as exc:
             return f"(log unavailable: HTTP {exc.status} {exc.reason})"
-        content = getattr(resp.content, "actual_instance", resp.content)
-        lines: list[str] = []
-        for entry in content or []:
-            if isinstance(entry, str):
-                lines.append(entry)
-                continue
-            data = entry.to_dict() if hasattr(entry, "to_dict") else dict(entry)
-            event = data.pop("event", "")
-            ts = data.pop("timestamp", None)
-            level = data.pop("level", "")
-            extra = " ".join(
-                f"{k}={v}" for k, v in data.items() if k not in ("logger", "chan", "filename", "lineno")
-            )
-            prefix = f"[{ts}] " if ts else ""
-            lines.append(
-                f"{prefix}{str(level).upper() + ' ' if level else ''}{event}{' ' + extra if extra else ''}"
-            )
-        return "\n".join(lines)
+        if resp.status != 200:
+            return f"(log unavailable: HTTP {resp.status})"
+        try:
+            content = json.loads(resp.data).get("content") or []
+        except ValueError:
+            return resp.data.decode(errors="replace")
+        return "\n".join(render_log_entry(e) for e in content)
+
+
+# Keys every structured entry repeats; showing them would bury the message.
+_LOG_NOISE = {
+    "event", "timestamp", "level", "logger", "filename", "lineno", "run_id", "task_id", "dag_id",
+    "map_index", "ti_id", "try_number", "chan", "error_detail",
+}  # fmt: skip
+
+
+def render_log_entry(entry: Any) -> str:
+    """One structured log entry (Airflow 3 task log) as a text line, plus its traceback if any."""
+    if isinstance(entry, str):
+        return entry
+    if not isinstance(entry, dict):
+        return str(entry)
+    ts = entry.get("timestamp")
+    level = str(entry.get("level") or "").upper()
+    extra = " ".join(f"{k}={v}" for k, v in entry.items() if k not in _LOG_NOISE)
+    line = " ".join(p for p in (f"[{ts}]" if ts else "", level, str(entry.get("event", "")), extra) if p)
+    for exc in entry.get("error_detail") or []:
+        if not isinstance(exc, dict):
+            continue
+        frames = [
+            f'  File "{f.get("filename")}", line {f.get("lineno")}, in {f.get("name")}'
+            for f in exc.get("frames") or []
+            if isinstance(f, dict)
+        ]
+        line += "\nTraceback (most recent call last):\n" + "\n".join(frames)
+        line += f"\n{exc.get('exc_type')}: {exc.get('exc_value')}"
+    return line

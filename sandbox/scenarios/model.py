@@ -50,7 +50,8 @@ _OBJECT, _LIST, _SCALAR, _COUNT = (f"{TAG_PREFIX}{t}" for t in ("object", "list"
 # Discriminators pick a union's branch from the YAML value's shape, so a validation error reports
 # the branch the user meant instead of one error per branch.
 def _object_or_scalar(value: Any) -> str:
-    return _OBJECT if isinstance(value, dict) else _SCALAR
+    # A model instance (when serializing) is the object branch too.
+    return _OBJECT if isinstance(value, dict | BaseModel) else _SCALAR
 
 
 def _list_or_scalar(value: Any) -> str:

@@ -182,6 +182,21 @@ class Runner:
                 self.p.airflow.unpause(dag_id)
             self.p._unpaused.add(dag_id)
 
+    def _check_task_ids(self, dag_id: str, plan: list[RunSpec]) -> None:
+        """The live DAG's task ids vs. those the scenario names (the static check may not know them)."""
+        named: set[str] = set()
+        for spec in plan:
+            named |= set(spec.expect.tasks) | set(spec.expect.log_contains) | {f.task for f in spec.faults}
+        if not named:
+            return
+        known = self.p.airflow.task_ids(dag_id)
+        unknown = sorted(named - set(known))
+        if unknown:
+            raise ScenarioAborted(
+                f"the scenario names task id(s) {', '.join(unknown)} that DAG {dag_id!r} does not have",
+                f"fix: use one of {', '.join(known)}",
+            )
+
     # --- one DAG run --------------------------------------------------------------------------
 
     @staticmethod
@@ -319,6 +334,7 @@ class Runner:
         token = experiment.rsplit("-", 1)[-1]
         try:
             self.ensure_dag(scenario.dag, time.monotonic() + DAG_APPEAR_TIMEOUT_S)
+            self._check_task_ids(scenario.dag, plan)
             for i, spec in enumerate(plan):
                 label = f"run {i + 1}/{len(plan)} " if len(plan) > 1 else ""
                 # Intermediate runs of `runs: N` carry no expectations; the scenario's tell what may fail.
@@ -378,6 +394,9 @@ def run_scenarios(
         "--sandbox-name",
         sandbox_name,
         f"--junitxml={junit}",
+        # In-process pytest after the clients were imported: their modules cannot be rewritten (harmless).
+        "-W",
+        "ignore::pytest.PytestAssertRewriteWarning",
         *(["--keep"] if keep else []),
         *(extra_args or []),
     ]

@@ -89,3 +89,41 @@ def test_cli_error_is_one_paragraph_with_exit_code_2(
 def test_cli_rejects_a_bad_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path))
     assert cli.main(["status", "--name", "bad/name"]) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_up_leaves_nothing_running(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from sandbox.backends.local.process import find, session_members
+
+    backend = LocalBackend("ctrlc", state_root=tmp_path)
+    env = {**os.environ, "MLOPS_SANDBOX_HOME": str(tmp_path)}
+    cli_proc = subprocess.Popen(
+        [sys.executable, "-m", "sandbox.cli", "up", "--name", "ctrlc"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    model = None
+    while time.monotonic() < deadline and cli_proc.poll() is None:
+        model = backend.state.load() if backend.state.state_file.exists() else None
+        if model is not None and "mlflow" in model.services:
+            break
+        time.sleep(0.2)
+    assert model is not None and "mlflow" in model.services, "up never reached MLflow"
+    records = list(model.services.values())
+    cli_proc.send_signal(signal.SIGINT)
+    _, err = cli_proc.communicate(timeout=60)
+    assert cli_proc.returncode == 130, err
+    assert "interrupted" in err
+    assert all(find(r) is None for r in records)
+    assert not session_members(records)
+    assert _nothing_running(backend)
+    backend.down(purge=True)

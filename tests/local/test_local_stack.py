@@ -79,14 +79,16 @@ def test_stack_is_healthy_and_reused_quickly(stack: LocalBackend) -> None:
     assert "faults" in stack.capabilities()
 
 
-def test_secrets_file_is_private_and_never_in_state(stack: LocalBackend) -> None:
+def test_secrets_file_is_private_and_never_in_state_or_argv(stack: LocalBackend) -> None:
     secrets_file = stack.endpoints.credentials_file
     assert secrets_file is not None
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     state_text = stack.state.state_file.read_text()
     creds = stack.credentials
+    cmdlines = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in _tree_pids(stack))
     for value in creds.secrets():
         assert value not in state_text
+        assert value not in cmdlines  # command lines are world-readable through ps
 
 
 def test_services_listen_on_loopback_only(stack: LocalBackend) -> None:

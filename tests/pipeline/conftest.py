@@ -102,10 +102,9 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-@pytest.fixture(scope="session")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    """moto S3 + MLflow (sqlite store, artifacts proxied to S3), ready to use."""
-    home = tmp_path_factory.mktemp("platform")
+@contextlib.contextmanager
+def running_platform(home: Path) -> Iterator[Platform]:
+    """moto S3 + MLflow (sqlite store, artifacts proxied to S3), ready to use; stopped on exit."""
     s3_port, mlflow_port = free_ports(2)
     base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
     procs: list[subprocess.Popen] = []
@@ -165,6 +164,12 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
             _stop(proc)
 
 
+@pytest.fixture(scope="session")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    with running_platform(tmp_path_factory.mktemp("platform")) as servers:
+        yield servers
+
+
 @dataclass(frozen=True)
 class JobRun:
     returncode: int
@@ -198,14 +203,25 @@ class PipelineRun:
             **extra,
         }
 
-    def job(self, step: str, tmp: Path, **extra: str) -> JobRun:
-        """``python -m mlops_jobs <step>`` as a subprocess, like LocalJobOperator and the pods run it."""
+    def job(self, step: str, tmp: Path, _drop: str | None = None, **extra: str) -> JobRun:
+        """``python -m mlops_jobs <step>`` as a subprocess, like LocalJobOperator and the pods run it.
+
+        Runs in ``tmp`` (so a stray local MLflow store would show up there); ``_drop`` removes one
+        variable from the contract.
+        """
         task_id = {"preprocess": "preprocess_data", "train": "train_model"}.get(step, "evaluate_and_register")
         xcom = tmp / f"{self.dag_run_id}-{step}-{uuid.uuid4().hex[:6]}.json"
         env = self.env(step, task_id, MLOPS_XCOM_PATH=str(xcom), **extra)
+        if _drop:
+            env.pop(_drop)
         started = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "mlops_jobs", step], env=env, capture_output=True, text=True, timeout=300
+            [sys.executable, "-m", "mlops_jobs", step],
+            env=env,
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         result = json.loads(xcom.read_text()) if xcom.exists() else None
         return JobRun(proc.returncode, proc.stdout + proc.stderr, result, time.monotonic() - started)
@@ -222,19 +238,24 @@ DEFAULT_PARAMS = {
 }
 
 
+def new_pipeline_run(platform: Platform, test: str, run: str, suffix: str, **params: str) -> PipelineRun:
+    """A DAG run whose experiment and model names are unique to ``test`` + ``suffix``."""
+    name = test.replace("[", "-").replace("]", "")[:40]
+    return PipelineRun(
+        platform=platform,
+        dag_run_id=f"manual__{name}-{run}-{suffix}",
+        experiment_name=f"exp-{name}-{suffix}",
+        model_name=f"model-{name}-{suffix}",
+        params={**DEFAULT_PARAMS, **params},
+    )
+
+
 @pytest.fixture
 def pipeline(platform: Platform, request: pytest.FixtureRequest) -> Callable[..., PipelineRun]:
-    """Factory of DAG runs with their own experiment and model names (tests stay independent)."""
+    """Factory of DAG runs sharing this test's own experiment and model (tests stay independent)."""
     suffix = uuid.uuid4().hex[:8]
-    name = request.node.name.replace("[", "-").replace("]", "")[:40]
 
     def make(run: str = "run1", **params: str) -> PipelineRun:
-        return PipelineRun(
-            platform=platform,
-            dag_run_id=f"manual__{name}-{run}-{suffix}",
-            experiment_name=f"exp-{name}-{suffix}",
-            model_name=f"model-{name}-{suffix}",
-            params={**DEFAULT_PARAMS, **params},
-        )
+        return new_pipeline_run(platform, request.node.name, run, suffix, **params)
 
     return make

@@ -95,3 +95,33 @@ def test_collect_only_lists_one_item_per_builtin_scenario(tmp_path: Path) -> Non
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(items) == len(list(paths.SCENARIOS_DIR.glob("*.yaml")))
     assert any("happy_path.yaml::" in i for i in items)
+
+
+def test_sandbox_run_validates_before_starting_anything(tmp_path: Path) -> None:
+    root = tmp_path / "scenarios"
+    root.mkdir()
+    (root / "bad.yaml").write_text("apiVersion: mlops-sandbox/v1\nname: x\nexpect: {dag_run: succeeded}\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sandbox.cli",
+            "run",
+            str(root),
+            "--name",
+            "run-test",
+            "--pytest-args",
+            "-p no:cacheprovider",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "MLOPS_SANDBOX_HOME": str(tmp_path / "state")},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out
+    assert (
+        "bad.yaml:3: expect.dag_run: 'succeeded' is not allowed; fix: use one of 'success' or 'failed'" in out
+    )
+    assert not (tmp_path / "state" / "run-test").exists()

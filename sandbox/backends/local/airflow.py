@@ -155,9 +155,14 @@ def component_spec(
     secrets: list[str],
 ) -> ServiceSpec:
     name = f"airflow-{component}"
+    argv = [str(python), "-m", "airflow", component]
+    if component in ("scheduler", "triggerer"):
+        # Their log servers bind every interface (hard-coded in airflow.utils.serve_logs) and are
+        # only needed across machines: here the api-server reads task logs from the shared folder.
+        argv.append("--skip-serve-logs")
     return ServiceSpec(
         name=name,
-        argv=[str(python), "-m", "airflow", component],
+        argv=argv,
         env=env,
         log=state.log_file(name),
         ready=lambda: component_healthy(component, port),

@@ -46,7 +46,12 @@ STOP_STAGES: tuple[tuple[str, ...], ...] = (
 )
 # Seconds a service may take to shut down before its tree is killed. The triggerer's runner
 # subprocess lingers ~10 s after SIGTERM; a sandbox has nothing to lose by cutting that short.
-STOP_GRACE = {"airflow-triggerer": 2.0, "airflow-scheduler": 5.0, "airflow-dag-processor": 5.0}
+STOP_GRACE = {
+    "airflow-triggerer": 2.0,
+    "airflow-scheduler": 5.0,
+    "airflow-dag-processor": 5.0,
+    "airflow-api-server": 3.0,
+}
 # Variables a child may inherit from the harness; everything else (VIRTUAL_ENV, PYTHONPATH, a user's
 # MLFLOW_TRACKING_URI, proxies) would leak the caller's setup into the platform.
 _PASS_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",
@@ -246,12 +251,10 @@ class LocalBackend:
         self.state.save(model)
         base_env = self._base_env(env_dir)
         secret_list = self._secret_values(secrets)
-        running: dict[str, Supervised] = {}
 
         def launch(spec: ServiceSpec) -> Supervised:
             self.progress(spec.name, "starting", spec.url or "")
             sup = proc_mod.spawn(spec, self.state.marker)
-            running[spec.name] = sup
             model.services[spec.name] = sup.record
             self.state.save(model)  # recorded at once, so a kill -9 of the harness can be reaped
             return sup
@@ -259,73 +262,67 @@ class LocalBackend:
         try:
             # 1. S3 and Postgres.
             s3 = launch(objectstore.spec(python, self.state, ports["s3"], base_env, self.timeouts["s3"]))
-            self.progress("postgres", "starting", "initdb" if not saved else "")
+            self.progress("postgres", "starting", "")
             lay = postgres.layout(self.state, env_dir, model.postgres_data)
             model.postgres_data = str(lay.data_dir) if lay.uid is not None else ""
             self.state.save(model)
             pg_user, pg_password = secrets["POSTGRES_USER"], secrets["POSTGRES_PASSWORD"]
             postgres.init_data_dir(lay, pg_user, pg_password)
-            pg = launch(
-                postgres.spec(lay, self.state, ports["postgres"], pg_password, self.timeouts["postgres"])
+            pg_spec = postgres.spec(
+                lay, self.state, ports["postgres"], pg_password, self.timeouts["postgres"]
             )
+            pg = launch(pg_spec)
             ready: set[str] = set()
             self._wait([s3, pg], ready)
             objectstore.create_buckets(
                 ports["s3"], secrets["AWS_ACCESS_KEY_ID"], secrets["AWS_SECRET_ACCESS_KEY"]
             )
-            postgres.create_databases(lay, ports["postgres"], pg_user, pg_password)
             self.progress("s3", "ready", f"buckets {objectstore.ARTIFACTS_BUCKET}, {objectstore.DATA_BUCKET}")
-            self.progress("postgres", "ready", "databases airflow, mlflow")
+            created = postgres.create_databases(lay, ports["postgres"], pg_user, pg_password)
+            pg_args = (lay, ports["postgres"], pg_user, pg_password)
+            cache = _SchemaCache(env_dir)
+            migrated = bool(saved and saved.schema_env == env_dir.name and not created)
+            if not migrated and created == set(postgres.DATABASES) and cache.complete():
+                migrated = cache.restore(*pg_args)
+            self.progress("postgres", "ready", "schema " + ("ready" if migrated else "to migrate"))
 
-            # 2. MLflow (waited for at the end) and the Airflow schema migration.
-            mlflow_url = postgres.sqlalchemy_url(ports["postgres"], pg_user, pg_password, "mlflow")
+            # 2. MLflow (waited for at the end) and, unless the schema is there, `airflow db migrate`.
+            mlflow_db = postgres.sqlalchemy_url(ports["postgres"], pg_user, pg_password, "mlflow")
             ml = launch(
                 mlflow.spec(
-                    python,
-                    self.state,
-                    ports["mlflow"],
-                    mlflow_url,
-                    ports["s3"],
-                    secrets,
-                    base_env,
+                    python, self.state, ports["mlflow"], mlflow_db, ports["s3"], secrets, base_env,
                     self.timeouts["mlflow"],
                 )
-            )
+            )  # fmt: skip
             airflow_db = postgres.sqlalchemy_url(ports["postgres"], pg_user, pg_password, "airflow")
             af_env = airflow.airflow_env(
-                self.state,
-                env_dir,
-                ports,
-                secrets,
-                airflow_db,
-                base_env,
-                parallelism=self.parallelism,
-                dags_folder=self.dags_folder,
-            )
+                self.state, env_dir, ports, secrets, airflow_db, base_env,
+                parallelism=self.parallelism, dags_folder=self.dags_folder,
+            )  # fmt: skip
             airflow.write_passwords_file(self.state, secrets)
-            migrate = launch(
-                airflow.migrate_spec(
+            if not migrated:
+                migrate_spec = airflow.migrate_spec(
                     python, self.state, af_env, self.timeouts["airflow-migrate"], secret_list
                 )
-            )
-            self._wait([ml], ready, until_exit=migrate)
+                self._wait([ml], ready, until_exit=launch(migrate_spec))
+                if created == set(postgres.DATABASES):  # a pristine schema: worth caching
+                    cache.save("airflow", postgres.dump_schema(*pg_args, "airflow"))
+            model.schema_env = env_dir.name
+            self.state.save(model)
 
             # 3. The four Airflow components, then everything healthy.
             components = [
                 launch(
                     airflow.component_spec(
-                        c,
-                        python,
-                        self.state,
-                        af_env,
-                        ports["airflow"],
-                        self.timeouts[f"airflow-{c}"],
+                        c, python, self.state, af_env, ports["airflow"], self.timeouts[f"airflow-{c}"],
                         secret_list,
                     )
                 )
                 for c in airflow.COMPONENTS
-            ]
+            ]  # fmt: skip
             self._wait([ml, *components], ready)
+            if not cache.complete() and created == set(postgres.DATABASES) and cache.has("airflow"):
+                cache.save("mlflow", postgres.dump_schema(*pg_args, "mlflow"))
         except BaseException as exc:  # includes KeyboardInterrupt: never leave a half stack behind
             failed = exc.service if isinstance(exc, ServiceFailed) else "sandbox"
             self.progress(failed, "failed", getattr(exc, "what", type(exc).__name__))
@@ -481,6 +478,44 @@ class LocalBackend:
             faults_file=self.state.faults_file,
             state_dir=self.state.dir,
         )
+
+
+class _SchemaCache:
+    """Dumps of freshly migrated airflow and mlflow databases, per platform env.
+
+    Restoring them (~1 s) replaces `airflow db migrate` (~7 s) and MLflow's own table creation on
+    every later first start. The dumps hold schema and migration rows only: no secrets, no owners.
+    """
+
+    def __init__(self, env_dir: Path) -> None:
+        from sandbox import paths
+
+        self.dir = paths.cache_root() / "schemas" / env_dir.name
+
+    def has(self, database: str) -> bool:
+        return (self.dir / f"{database}.sql").is_file()
+
+    def complete(self) -> bool:
+        return all(self.has(db) for db in postgres.DATABASES)
+
+    def save(self, database: str, sql: str) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / f".{database}.sql.{os.getpid()}"
+        tmp.write_text(sql)
+        tmp.replace(self.dir / f"{database}.sql")
+
+    def restore(self, lay: postgres.PgLayout, port: int, user: str, password: str) -> bool:
+        """Load both dumps; on any error start from empty databases (and drop the bad cache)."""
+        try:
+            for db in postgres.DATABASES:
+                postgres.restore_schema(lay, port, user, password, db, (self.dir / f"{db}.sql").read_text())
+            return True
+        except (ServiceError, OSError):
+            for db in postgres.DATABASES:
+                postgres.recreate_database(lay, port, user, password, db)
+                with contextlib.suppress(OSError):
+                    (self.dir / f"{db}.sql").unlink()
+            return False
 
 
 def _tcp_open(port: int) -> bool:

