@@ -7,18 +7,16 @@ a new env and an unchanged lock never reinstalls.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from sandbox import paths
 from sandbox.errors import PreflightError
+from sandbox.locks import file_lock
 
 LOCK_FILE = paths.REQUIREMENTS_DIR / "platform.lock.txt"
 _MARKER = ".mlops-sandbox-complete"
@@ -38,17 +36,6 @@ def platform_env_dir(lock_file: Path = LOCK_FILE) -> Path:
 def env_python(env: Path) -> Path:
     return env / "bin" / "python"
 
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive flock, so two sandboxes starting at once build the env only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _is_complete(env: Path) -> bool:
@@ -96,7 +83,7 @@ def ensure_platform_env(lock_file: Path = LOCK_FILE, *, quiet: bool = True) -> P
     env = platform_env_dir(lock_file)
     if _is_complete(env):
         return env
-    with _file_lock(env.with_name(env.name + ".lock")):
+    with file_lock(env.with_name(env.name + ".lock")):
         if _is_complete(env):  # another process built it while we waited
             return env
         tmp = env.with_name(f"{env.name}.tmp-{os.getpid()}")

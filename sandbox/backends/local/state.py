@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import os
 import secrets
 import shutil
@@ -25,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 
 from sandbox import paths
 from sandbox.errors import SandboxError
+from sandbox.locks import file_lock
 
 STATE_VERSION = 1
 
@@ -121,14 +121,8 @@ class SandboxState:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Serialise up/down of the same sandbox across processes."""
-        self.dir.parent.mkdir(parents=True, exist_ok=True)
-        lock_path = self.dir.parent / f".{self.name}.lock"
-        with open(lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with file_lock(self.dir.parent / f".{self.name}.lock"):
+            yield
 
     # -- state.json -------------------------------------------------------------------------
     def _corrupt(self, why: str) -> StateError:
