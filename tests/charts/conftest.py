@@ -12,6 +12,7 @@ import yaml
 
 from sandbox.paths import CHARTS_DIR
 from sandbox.tools import find_tool
+from tests.support import missing
 
 OWNED = ("postgres", "s3", "mlflow", "platform")
 OVERLAYS = ("sandbox", "sandbox-gpu")
@@ -30,7 +31,7 @@ def values_files(chart: str, value_set: str) -> list[Path]:
 def helm_bin() -> Path:
     found = find_tool("helm")
     if found is None:
-        pytest.skip("helm is not installed (PATH or .tools/bin): run `bash .ci/install-helm`")
+        missing("helm is not installed (PATH or .tools/bin): run `bash .ci/install-helm`")
     return found
 
 

@@ -31,6 +31,23 @@ def test_helm_lint(helm_bin: Path, chart: str, value_set: str) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+# The workloads each chart must render: the per-workload checks below loop over them, so a chart
+# that rendered none would pass them all without checking anything.
+WORKLOADS = {
+    "postgres": ["StatefulSet/postgres"],
+    "s3": ["Job/s3-buckets-", "StatefulSet/s3"],  # the Job's name ends in a hash of its spec
+    "mlflow": ["Deployment/mlflow"],
+    "platform": [],
+}
+
+
+@pytest.mark.parametrize(("chart", "value_set"), CASES)
+def test_each_chart_renders_its_workloads(render: Render, chart: str, value_set: str) -> None:
+    rendered = sorted(where for where, _ in pod_specs(render(chart, value_set)))
+    assert len(rendered) == len(WORKLOADS[chart]), rendered
+    assert all(got.startswith(want) for got, want in zip(rendered, WORKLOADS[chart], strict=True)), rendered
+
+
 @pytest.mark.parametrize(("chart", "value_set"), CASES)
 def test_images_pinned_and_allowed(render: Render, chart: str, value_set: str) -> None:
     for where, spec in pod_specs(render(chart, value_set)):

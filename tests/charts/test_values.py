@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sandbox.paths import CHARTS_DIR
+from tests.support import missing
 
 OVERLAY_KEYS: dict[str, dict[str, list[str]]] = yaml.safe_load((CHARTS_DIR / "overlay-keys.yaml").read_text())
 UPSTREAM = yaml.safe_load((CHARTS_DIR / "upstream.yaml").read_text())["charts"]
@@ -135,7 +136,7 @@ def test_airflow_render_needs_the_upstream_chart() -> None:
 
     helm = find_tool("helm")
     if helm is None:
-        pytest.skip("helm is not installed: run `bash .ci/install-helm`")
+        missing("helm is not installed: run `bash .ci/install-helm`")
     for overlay in ("values-sandbox.yaml", "values-sandbox-gpu.yaml"):
         argv = [str(helm), "template", "airflow", chart, "--namespace", "mlops",
                 "--values", str(CHARTS_DIR / "airflow" / "values.yaml"),

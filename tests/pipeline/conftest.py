@@ -43,7 +43,6 @@ CREDENTIALS = {
 class Platform:
     s3_url: str
     mlflow_url: str
-    mlflow_argv: tuple[str, ...]
     data_bucket: str = DATA_BUCKET
     artifacts_bucket: str = ARTIFACTS_BUCKET
 
@@ -158,7 +157,7 @@ def running_platform(home: Path) -> Iterator[Platform]:
             )
         probe = f"{mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1"
         _wait(lambda: _http_ok(probe), procs[-1], mlflow_log, "mlflow server", 120)
-        yield Platform(s3_url=s3_url, mlflow_url=mlflow_url, mlflow_argv=argv)
+        yield Platform(s3_url=s3_url, mlflow_url=mlflow_url)
     finally:
         for proc in reversed(procs):
             _stop(proc)

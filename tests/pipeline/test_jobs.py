@@ -148,11 +148,11 @@ def test_registered_model_loads_with_signature_and_pinned_requirements(
 
 
 def test_artifacts_go_through_the_tracking_servers_proxy(history: History, platform: Platform) -> None:
-    """Recipe bug: ``--default-artifact-root s3://`` made every client write to S3 directly."""
-    assert "--artifacts-destination" in platform.mlflow_argv
-    assert "--default-artifact-root" not in platform.mlflow_argv
-    # The jobs have no MLFLOW_S3_ENDPOINT_URL: the models can only have reached S3 via the proxy.
-    assert "MLFLOW_S3_ENDPOINT_URL" not in history.runs[0].env("train", "train_model")
+    """Recipe bug: ``--default-artifact-root s3://`` made every client write to S3 directly.
+
+    What the server answers decides it: a run's artifact URI is ``mlflow-artifacts:/`` (the proxy)
+    only when the server proxies; with ``--default-artifact-root s3://...`` it is ``s3://...``.
+    """
     for train in history.trains:
         assert _client(platform).get_run(train["run_id"]).info.artifact_uri.startswith("mlflow-artifacts:/")
     listed = platform.s3().list_objects_v2(Bucket=platform.artifacts_bucket, MaxKeys=1000)

@@ -7,8 +7,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-
 from sandbox import paths
 from sandbox.scenarios import faults
 from sandbox.scenarios.model import Fault
@@ -49,7 +47,6 @@ def test_concurrent_scenarios_do_not_lose_each_others_faults(tmp_path: Path) -> 
 
 
 def test_the_dag_operator_reads_what_the_harness_writes(tmp_path: Path) -> None:
-    pytest.importorskip("airflow.sdk")
     sys.path.insert(0, str(paths.DAGS_DIR))
     try:
         from mlops_pipeline.operators import armed_fault
