@@ -378,7 +378,7 @@ def run_scenarios(
     import pytest
 
     targets = [str(p) for p in (paths_ or [paths.SCENARIOS_DIR])]
-    junit = paths.reports_dir() / "junit-scenarios.xml"
+    junit = paths.reports_dir() / f"junit-{sandbox_name}.xml"
     args = [
         *targets,
         "-p",
