@@ -57,7 +57,7 @@ DagRunState = Literal["success", "failed"]
 Loc = tuple[str | int, ...]
 
 
-def Unset(description: str = "") -> Any:
+def _optional(description: str = "") -> Any:
     """An optional field: absent means "not checked"; the JSON schema offers no null (see ``_not_null``)."""
     return Field(None, description=description or None, json_schema_extra=_drop_null)
 
@@ -132,9 +132,8 @@ class _Model(BaseModel):
     def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
         # Runs only for keys present in the file (defaults are not validated).
         if value is None:
-            name = info.field_name or "this field"
-            field = cls.model_fields.get(name) if info.field_name else None
-            key = (field.alias if field and field.alias else name) if field else name
+            field = cls.model_fields.get(info.field_name or "")
+            key = (field.alias if field else None) or info.field_name or "this field"
             raise ValueError(
                 f"'{key}' is empty (null); fix: write its value after '{key}:', or indent what belongs to "
                 "it by two more spaces, or delete the line (null means 'absent' only inside metrics, "
@@ -146,8 +145,8 @@ class _Model(BaseModel):
 class TaskExpect(_Model):
     """A task instance's final state and/or its try number (2 means it needed one retry)."""
 
-    state: TaskState | None = Unset("Final state of the task instance.")
-    try_number: CountComparison | None = Unset("Final try number, e.g. 2 or '>= 2'.")
+    state: TaskState | None = _optional("Final state of the task instance.")
+    try_number: CountComparison | None = _optional("Final try number, e.g. 2 or '>= 2'.")
 
     model_config = ConfigDict(json_schema_extra={"minProperties": 1})
 
@@ -169,7 +168,7 @@ TaskExpectation = Annotated[
 class RegistryExpect(_Model):
     """The scenario's registered model after the run (versions count over the scenario's runs)."""
 
-    versions: CountComparison | None = Unset("Number of versions, e.g. 2 or '>= 1'.")
+    versions: CountComparison | None = _optional("Number of versions, e.g. 2 or '>= 1'.")
     aliases: dict[str, Annotated[int, Field(ge=1)] | None] = Field(
         default_factory=dict, description="Alias -> version number, or null for 'alias not set'."
     )
@@ -181,11 +180,11 @@ class RegistryExpect(_Model):
 class MlflowExpect(_Model):
     """The MLflow runs this DAG run logged (found by their Airflow dag_run_id tag)."""
 
-    runs: CountComparison | None = Unset("How many MLflow runs this DAG run logged.")
+    runs: CountComparison | None = _optional("How many MLflow runs this DAG run logged.")
     metrics: dict[str, MetricComparison] = Field(default_factory=dict)
     params: dict[str, ValueComparison] = Field(default_factory=dict)
     tags: dict[str, ValueComparison] = Field(default_factory=dict)
-    registry: RegistryExpect | None = Unset()
+    registry: RegistryExpect | None = _optional()
 
 
 class S3Expect(_Model):
@@ -194,7 +193,7 @@ class S3Expect(_Model):
     objects: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Keys relative to runs/<dag_run_id>/ that must exist."
     )
-    count: CountComparison | None = Unset("Number of objects, e.g. 0 or '>= 3'.")
+    count: CountComparison | None = _optional("Number of objects, e.g. 0 or '>= 3'.")
 
 
 LogTexts = Annotated[
@@ -226,12 +225,12 @@ _SUCCESS_WITH_FAILING_TASK = {
 class Expect(_Model):
     """What one DAG run must have produced. Only what is written is checked."""
 
-    dag_run: DagRunState | None = Unset("Final state of the DAG run.")
+    dag_run: DagRunState | None = _optional("Final state of the DAG run.")
     tasks: dict[Id, TaskExpectation] = Field(
         default_factory=dict, description="Task id -> final state, or {state, try_number}."
     )
-    mlflow: MlflowExpect | None = Unset()
-    s3: S3Expect | None = Unset()
+    mlflow: MlflowExpect | None = _optional()
+    s3: S3Expect | None = _optional()
     log_contains: dict[Id, LogTexts] = Field(
         default_factory=dict, description="Task id -> text (or list of texts) its log must contain."
     )
@@ -298,7 +297,7 @@ class Fault(_Model):
 class RunSpec(_Model):
     """One DAG run of a multi-run scenario."""
 
-    name: Text | None = Unset("Label shown in reports, e.g. 'retrain'.")
+    name: Text | None = _optional("Label shown in reports, e.g. 'retrain'.")
     conf: Conf = Field(default_factory=dict, description="DAG params, merged over the scenario's.")
     faults: list[Fault] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
@@ -342,7 +341,7 @@ class Scenario(_Model):
     timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=3600, description="Deadline per DAG run, seconds.")
     conf: Conf = Field(default_factory=dict, description="DAG params for every run.")
     faults: list[Fault] = Field(default_factory=list, description="Faults for every run (single-run form).")
-    expect: Expect | None = Unset("Expectations of the last run (single-run form).")
+    expect: Expect | None = _optional("Expectations of the last run (single-run form).")
     runs: RunsField = Field(
         1,
         description=f"Number of identical runs (1 to {MAX_RUNS}), or a list of 1 to {MAX_RUNS} runs "
