@@ -40,8 +40,8 @@ def suite(home: Path, name: str) -> subprocess.Popen[str]:
         assert "\ntimeout:" not in text, "happy_path.yaml sets a timeout now: update this helper"
         scenario.write_text(text + "timeout: 900\n")
     return subprocess.Popen(
-        [sys.executable, "-m", "pytest", str(scenario), "-p", "no:cacheprovider", "--rootdir",
-         str(paths.PROJECT_ROOT), "--sandbox-name", name, "-rA"],
+        [sys.executable, "-m", "pytest", str(scenario), "-p", "sandbox.pytest_plugin",
+         "-p", "no:cacheprovider", "--rootdir", str(paths.PROJECT_ROOT), "--sandbox-name", name, "-rA"],
         cwd=paths.PROJECT_ROOT,
         env={**os.environ, "MLOPS_SANDBOX_HOME": str(home), "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.PIPE,
