@@ -15,12 +15,24 @@ JOB_IMAGE_ENV = "MLOPS_SANDBOX_JOB_IMAGE"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gpu", action="store_true", default=None,
-                   help=f"kind: a GPU cluster (nvkind node setup, device plugin, GPU overlay) [${GPU_ENV}]")
-    p.add_argument("--context", default=None, metavar="CTX",
-                   help=f"kind: use an existing cluster by kube context instead of creating one [${CONTEXT_ENV}]")
-    p.add_argument("--job-image", default=None, metavar="IMAGE",
-                   help=f"kind: a job image the cluster can pull (needed with --context) [${JOB_IMAGE_ENV}]")  # fmt: skip
+    p.add_argument(
+        "--gpu",
+        action="store_true",
+        default=None,
+        help=f"kind: a GPU cluster (nvkind node setup, device plugin, GPU overlay) [${GPU_ENV}]",
+    )
+    p.add_argument(
+        "--context",
+        default=None,
+        metavar="CTX",
+        help=f"kind: use an existing cluster by kube context instead of creating one [${CONTEXT_ENV}]",
+    )
+    p.add_argument(
+        "--job-image",
+        default=None,
+        metavar="IMAGE",
+        help=f"kind: a job image the cluster can pull (with --context) [${JOB_IMAGE_ENV}]",
+    )
 
 
 def resolve(

@@ -80,9 +80,11 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         get_logs=True,
         on_finish_action="delete_pod",
         security_context=k8s.V1PodSecurityContext(
-            run_as_non_root=True, run_as_user=JOB_UID, run_as_group=JOB_UID,
+            run_as_non_root=True,
+            run_as_user=JOB_UID,
+            run_as_group=JOB_UID,
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
-        ),  # fmt: skip
+        ),
         container_security_context=k8s.V1SecurityContext(**hardened),
         xcom_sidecar_container_security_context=sidecar,
         labels={"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job},

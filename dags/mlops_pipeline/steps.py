@@ -30,7 +30,8 @@ class Resources:
         if not shaped or not all(isinstance(p, dict) and set(p) == {"cpu", "memory"} for p in parts):
             raise ValueError(
                 f"{RESOURCES_ENV}: step {step!r} must look like "
-                '{"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}, '
+                '{"requests": {"cpu": "250m", "memory": "512Mi"}, '
+                '"limits": {"cpu": "500m", "memory": "1Gi"}}, '
                 f"got {spec!r}"
             )
         req, lim = parts

@@ -37,10 +37,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sandbox import backend_options
     from sandbox.config import load_settings
     from sandbox.scenarios.runner import run_scenarios
-
-    from sandbox import backend_options
 
     settings = load_settings(name=args.name, backend=args.backend)
     kind = backend_options.from_args(settings.backend, args)  # ConfigError for kind options on local

@@ -81,8 +81,10 @@ def main(case: dict[str, Any]) -> dict[str, Any]:
         for init in case["init_containers"]:
             argv = [*init.get("command", []), *init.get("args", [])]
             out = _with_mounts(init.get("volumeMounts", []), dirs,
-                               lambda argv=argv: subprocess.run(argv, capture_output=True, text=True))  # fmt: skip
-            result["init"].append({"name": init["name"], "rc": out.returncode, "output": out.stdout + out.stderr})
+                               lambda a=argv: subprocess.run(a, capture_output=True, text=True))  # fmt: skip
+            result["init"].append(
+                {"name": init["name"], "rc": out.returncode, "output": out.stdout + out.stderr}
+            )
             if out.returncode != 0:
                 return result
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
@@ -91,7 +93,8 @@ def main(case: dict[str, Any]) -> dict[str, Any]:
             for key, value in options.items():
                 env[f"AIRFLOW__{section.upper()}__{key.upper()}"] = str(value)
         out = _with_mounts(case["main_mounts"], dirs, lambda: subprocess.run(
-            [sys.executable, "-c", STARTUP], capture_output=True, text=True, env=env, timeout=240))  # fmt: skip
+            [sys.executable, "-c", STARTUP], capture_output=True, text=True, env=env, timeout=240),
+        )  # fmt: skip
         lines = [line for line in out.stdout.splitlines() if line.startswith("PASSWORDS=")]
         result["startup"] = {
             "rc": out.returncode,

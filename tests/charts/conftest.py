@@ -90,7 +90,7 @@ Render = Callable[..., list[dict[str, Any]]]
 
 @pytest.fixture(scope="session")
 def render(helm_bin: Path) -> Render:
-    """``render(chart, value_set, sets=(), extra_values=())`` -> the manifest's objects (``helm template``)."""
+    """``render(chart, value_set, sets=(), extra_values=())`` -> the rendered objects (``helm template``)."""
     cache: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
 
     def _render(

@@ -30,7 +30,9 @@ USERS = {"admin": "generated-by-the-harness"}  # the Secret mlops-airflow-users 
 def _namespace_prefix() -> list[str]:
     """How to get a private mount namespace here, or skip saying what is missing."""
     if shutil.which("unshare") is None or shutil.which("mount") is None:
-        pytest.skip("needs util-linux `unshare` and `mount` (a private mount namespace for a read-only mount)")
+        pytest.skip(
+            "needs util-linux `unshare` and `mount` (a private mount namespace for a read-only mount)"
+        )
     prefix = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-m", "-r"]
     probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
@@ -53,7 +55,9 @@ def _case(values: dict[str, Any]) -> dict[str, Any]:
 # The overlays may not touch the api-server's volumes or config (charts/overlay-keys.yaml): one overlay
 # stands for both.
 @pytest.mark.parametrize("value_set", ["production", "sandbox"])
-def test_api_server_auth_manager_starts_with_the_users_from_the_secret(value_set: str, tmp_path: Path) -> None:
+def test_api_server_auth_manager_starts_with_the_users_from_the_secret(
+    value_set: str, tmp_path: Path
+) -> None:
     prefix = _namespace_prefix()
     case_file, result_file = tmp_path / "case.json", tmp_path / "result.json"
     case_file.write_text(json.dumps(_case(airflow_values(value_set))))

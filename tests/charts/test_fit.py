@@ -41,7 +41,9 @@ def _fmt(q: dict[str, Decimal]) -> str:
     return f"cpu {float(q['cpu']):.2f}, memory {float(q['memory']) / 2**30:.2f} GiB"
 
 
-def sandbox_pods(render: Render, pipeline_pods: dict[str, Any], overlay: str) -> dict[str, dict[str, Decimal]]:
+def sandbox_pods(
+    render: Render, pipeline_pods: dict[str, Any], overlay: str
+) -> dict[str, dict[str, Decimal]]:
     pods = {"kind system pods": dict(KIND_SYSTEM)}
     for chart in OWNED:
         for where, spec in pod_specs(render(chart, overlay)):
@@ -65,7 +67,7 @@ def test_sandbox_fits_a_laptop_node(render: Render, pipeline_pods: dict[str, Any
     print(f"\n{overlay}: requests {_fmt(total)} of a node with {_fmt(NODE)}\n{table}")
     for resource in NODE:
         assert total[resource] <= NODE[resource], (
-            f"{overlay}: {resource} requests {total[resource]} exceed the laptop node's {NODE[resource]}:\n{table}"
+            f"{overlay}: {resource} requests {total[resource]} exceed the node's {NODE[resource]}:\n{table}"
         )
 
 

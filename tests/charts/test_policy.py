@@ -20,7 +20,9 @@ from tests.charts.conftest import CASES, VALUE_SETS, Render, airflow_values, cas
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_chart_workloads_meet_the_pod_policy(render: Render, case: tuple[str, str, tuple[str, ...]]) -> None:
     chart, value_set, sets = case
-    problems = [p for where, spec in pod_specs(render(chart, value_set, sets)) for p in policy.violations(where, spec)]
+    problems = [
+        p for where, spec in pod_specs(render(chart, value_set, sets)) for p in policy.violations(where, spec)
+    ]
     assert problems == [], "\n".join(problems)
 
 
@@ -39,7 +41,11 @@ def test_pipeline_pods_meet_the_pod_policy(pipeline_pods: dict[str, Any], value_
 def _airflow_pod_spec(values: dict[str, Any], init: list[dict[str, Any]]) -> dict[str, Any]:
     image = f"{values['defaultAirflowRepository']}:{values['defaultAirflowTag']}"
     main = {"name": "airflow", "image": image, "securityContext": values["securityContexts"]["containers"]}
-    return {"securityContext": values["securityContexts"]["pod"], "initContainers": init, "containers": [main]}
+    return {
+        "securityContext": values["securityContexts"]["pod"],
+        "initContainers": init,
+        "containers": [main],
+    }
 
 
 @pytest.mark.parametrize("value_set", VALUE_SETS)

@@ -51,7 +51,9 @@ def immutable_conflicts(before: list[dict[str, Any]], after: list[dict[str, Any]
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
-def test_upgrade_with_new_images_never_patches_a_job(render: Render, case: tuple[str, str, tuple[str, ...]]) -> None:
+def test_upgrade_with_new_images_never_patches_a_job(
+    render: Render, case: tuple[str, str, tuple[str, ...]]
+) -> None:
     chart, value_set, sets = case
     before = render(chart, value_set, sets)
     after = render(chart, value_set, (*sets, *CHANGED_IMAGES[chart]))
@@ -77,7 +79,7 @@ def migration_job_inputs(values: dict[str, Any]) -> dict[str, Any]:
         "envFrom": values.get("extraEnvFrom") if custom else None,
         "job": {k: v for k, v in job.items() if k not in ("enabled",)},
         "volumes": (values.get("volumes", []), values.get("volumeMounts", [])),
-        "image": (values.get("defaultAirflowRepository"), values.get("defaultAirflowTag"), values.get("images")),
+        "image": [values.get(k) for k in ("defaultAirflowRepository", "defaultAirflowTag", "images")],
         "securityContexts": values.get("securityContexts"),
         "config": values.get("config"),
     }  # fmt: skip
@@ -108,8 +110,20 @@ def test_airflow_render_twice_opt_in(tmp_path: Path) -> None:
         gen = tmp_path / f"{tag}.yaml"
         path = CHARTS_DIR / "airflow" / "values-sandbox.yaml"
         gen.write_text(yaml.safe_dump(helm.airflow_generated_values(path, f"mlops-jobs:{tag}")))
-        argv = [str(helm_bin), "template", "airflow", chart, "--namespace", "mlops",
-                "--values", str(CHARTS_DIR / "airflow" / "values.yaml"), "--values", str(path), "--values", str(gen)]
+        argv = [
+            str(helm_bin),
+            "template",
+            "airflow",
+            chart,
+            "--namespace",
+            "mlops",
+            "--values",
+            str(CHARTS_DIR / "airflow" / "values.yaml"),
+            "--values",
+            str(path),
+            "--values",
+            str(gen),
+        ]
         out = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
         assert out.returncode == 0, out.stderr
         renders.append([d for d in yaml.safe_load_all(out.stdout) if d])

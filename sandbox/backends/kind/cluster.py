@@ -31,7 +31,7 @@ DAGS_NODE_PATH = "/mlops/dags"  # values-sandbox.yaml mounts this hostPath into 
 GPU_DEVICES_MOUNT = "/var/run/nvidia-container-devices/all"
 GPU_NODE_LABELS = {"nvidia.com/gpu.present": "true"}  # the DAG's GPU node selector
 
-RUNTIME_CLASS = "nvidia"  # nvkind's RuntimeClass (handler `nvidia`); MLOPS_GPU_RUNTIME_CLASS in the GPU overlay
+RUNTIME_CLASS = "nvidia"  # nvkind's RuntimeClass and handler; the GPU overlay's MLOPS_GPU_RUNTIME_CLASS
 # Run inside the GPU node after creation (nvkind's InstallContainerToolkit / ConfigureContainerRuntime /
 # PatchProcDriverNvidia). The node reaches NVIDIA's apt repository.
 GPU_NODE_SCRIPTS: tuple[tuple[str, str], ...] = (
@@ -45,7 +45,8 @@ GPU_NODE_SCRIPTS: tuple[tuple[str, str], ...] = (
         "apt-get update", "apt-get install -y nvidia-container-toolkit",
     ))),
     ("register the nvidia runtime with containerd",
-     "nvidia-ctk runtime configure --runtime=containerd --config-source=file && systemctl restart containerd"),
+     "nvidia-ctk runtime configure --runtime=containerd --config-source=file"
+     " && systemctl restart containerd"),
     ("stop the driver recreating device nodes (toolkit < 1.19 only)",
      "grep -q '^ModifyDeviceFiles: 0' /proc/driver/nvidia/params || { umount -R /proc/driver/nvidia"
      " && cp /proc/driver/nvidia/params /root/gpu-params"

@@ -82,7 +82,7 @@ def configmap_manifest(dags_dir: Path, *, namespace: str) -> str:
 
 
 def airflow_values(dags_dir: Path, airflow_image: str) -> dict[str, dict[str, Any]]:
-    """Per DAG-parsing component: the ConfigMap volume, a writable DAG folder and the copying init container."""
+    """Per DAG-parsing component: the ConfigMap volume, a writable DAG folder, the copying init container."""
     tree = files(dags_dir)
     items = [{"key": key(rel), "path": rel} for rel in tree]
     volumes = [

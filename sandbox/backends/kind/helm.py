@@ -53,7 +53,9 @@ def overlay_name(gpu: bool) -> str:
     return "sandbox-gpu" if gpu else "sandbox"
 
 
-def airflow_generated_values(overlay: Path, job_image: str, *, dags_dir: Path | None = None) -> dict[str, Any]:
+def airflow_generated_values(
+    overlay: Path, job_image: str, *, dags_dir: Path | None = None
+) -> dict[str, Any]:
     """What the harness adds to the Airflow values: the overlay's DAG deployment config with
     ``MLOPS_JOB_IMAGE`` set to the loaded tag, on every component that parses DAGs (lists replace, so all
     of it); with ``dags_dir`` (an existing cluster) also the ConfigMap DAG delivery (``dags.py``)."""

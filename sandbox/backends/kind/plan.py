@@ -83,7 +83,8 @@ def plan(
 
     kubectl = (bins["kubectl"], "--context", context)
     if gpu and kube_context is None:
-        steps.append(Step("runtime-class", f"RuntimeClass {cluster.RUNTIME_CLASS} (nvkind)", (*kubectl, "apply"),
+        steps.append(Step("runtime-class", f"RuntimeClass {cluster.RUNTIME_CLASS} (nvkind)",
+                          (*kubectl, "apply"),
                           stdin=cluster.runtime_class_manifest()))  # fmt: skip
     namespaces = [helm.NAMESPACE] + (["nvidia"] if gpu and kube_context is None else [])
     steps.append(
