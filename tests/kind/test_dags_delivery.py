@@ -20,7 +20,6 @@ import pytest
 import yaml
 
 from sandbox import paths
-from sandbox.backends.kind import dags
 from sandbox.backends.kind.plan import Step, plan
 from tests.charts.conftest import airflow_values
 
@@ -40,7 +39,7 @@ def _context_values(gpu: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     steps = _by_key(plan("dev", gpu=gpu, kube_context="prod-like", job_image="r.example/mlops-jobs:1"))
     (generated,) = (yaml.safe_load(next(iter(steps["helm:airflow"].files.values()))),)
     overlay = "sandbox-gpu" if gpu else "sandbox"
-    configmap = yaml.safe_load(steps["dags"].stdin or "")
+    configmap = yaml.safe_load(steps["dags"].stdin or "") if "dags" in steps else {}
     return airflow_values(overlay, [generated]), configmap
 
 
@@ -62,6 +61,8 @@ def test_existing_cluster_gets_no_host_path(gpu: bool) -> None:
 
 
 def test_kind_keeps_the_node_mount_fast_path() -> None:
+    from sandbox.backends.kind import dags
+
     steps = _by_key(plan("dev"))
     assert "dags" not in steps
     values = airflow_values("sandbox", [yaml.safe_load(next(iter(steps["helm:airflow"].files.values())))])
@@ -94,6 +95,8 @@ def _parse(folder: Path, home: Path) -> dict[str, Any]:
 
 
 def test_configmap_dags_reach_the_dag_folder_and_parse(tmp_path: Path) -> None:
+    from sandbox.backends.kind import dags
+
     values, configmap = _context_values()
     component = values["scheduler"]
     (src,) = [v for v in component["extraVolumes"] if "configMap" in v]
@@ -129,6 +132,7 @@ def test_raw_configmap_volume_is_not_a_dag_folder(tmp_path: Path) -> None:
 
 
 def test_dags_configmap_too_big_is_a_clear_error(tmp_path: Path) -> None:
+    from sandbox.backends.kind import dags
     from sandbox.errors import ConfigError
 
     (tmp_path / "big.py").write_text("x = 1\n" * 200_000)
