@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from sandbox.backends.kind import dags, helm
 from sandbox.paths import CHARTS_DIR, DAGS_DIR, JOBS_DIR
 from tests.charts import policy
 from tests.charts.conftest import CASES, VALUE_SETS, Render, airflow_values, case_id, pod_specs
@@ -52,6 +51,8 @@ def _airflow_pod_spec(values: dict[str, Any], init: list[dict[str, Any]]) -> dic
 def test_airflow_containers_meet_the_pod_policy(value_set: str, tmp_path: Path) -> None:
     """The official chart's pods at the values level: its containers take `securityContexts` and the
     pinned image; ours are the init containers the values (and the harness, on --context) add."""
+    from sandbox.backends.kind import dags, helm
+
     generated = helm.airflow_generated_values(
         CHARTS_DIR / "airflow" / f"values-{helm.overlay_name(value_set == 'sandbox-gpu')}.yaml",
         "mlops-jobs:0123456789ab", dags_dir=tmp_path,
