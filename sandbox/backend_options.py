@@ -61,4 +61,10 @@ def resolve(
 
 
 def from_args(backend: str, args: argparse.Namespace) -> dict[str, object]:
-    return resolve(backend, gpu=args.gpu, context=args.context, job_image=args.job_image)
+    """From a command's parsed flags; a command without them (``logs``) falls back to the environment."""
+    return resolve(
+        backend,
+        gpu=getattr(args, "gpu", None),
+        context=getattr(args, "context", None),
+        job_image=getattr(args, "job_image", None),
+    )

@@ -48,6 +48,11 @@ def test_kind_options_on_the_local_backend_are_an_error() -> None:
     assert cli.main(["status", "--context", "x"]) == 2
 
 
+def test_commands_without_the_options_still_build_a_backend(tmp_path: Path) -> None:
+    args = cli.build_parser().parse_args(["logs", "--backend", "kind"])
+    assert isinstance(cli._backend(args), KindBackend)
+
+
 def test_environment_fallbacks() -> None:
     from sandbox import backend_options
 
