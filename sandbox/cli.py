@@ -22,6 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from sandbox import backend_options
 from sandbox.config import load_settings
 from sandbox.errors import ConfigError, SandboxError, ServiceError
 from sandbox.stack import Backend, backend_names, get_backend
@@ -50,6 +51,7 @@ def register(command: Command) -> None:
 
 def _backend(args: argparse.Namespace, **options: object) -> Backend:
     settings = load_settings(name=args.name, backend=args.backend)
+    options = {**backend_options.from_args(settings.backend, args), **options}
     return get_backend(settings.backend, settings.name, **options)
 
 
@@ -146,6 +148,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     display = _UpDisplay() if live else _PlainProgress()
     settings = load_settings(name=args.name, backend=args.backend)
     options: dict[str, object] = {"progress": display} if settings.backend == "local" else {}
+    options.update(backend_options.from_args(settings.backend, args))
     backend = get_backend(settings.backend, settings.name, **options)
     if isinstance(display, _UpDisplay):
         with Live(display.render(), console=console, refresh_per_second=8, transient=False) as progress:
@@ -168,6 +171,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 def _cfg_up(p: argparse.ArgumentParser) -> None:
     p.epilog = "Starts Postgres, S3 (moto), MLflow and Airflow on 127.0.0.1, or reuses a healthy stack."
+    backend_options.add_arguments(p)
 
 
 # --------------------------------------------------------------------------- status
@@ -250,6 +254,7 @@ def _cmd_down(args: argparse.Namespace) -> int:
 
 def _cfg_down(p: argparse.ArgumentParser) -> None:
     p.add_argument("--purge", action="store_true", help="also delete state, data, logs and secrets")
+    backend_options.add_arguments(p)
 
 
 def _no_options(_p: argparse.ArgumentParser) -> None:
@@ -257,7 +262,7 @@ def _no_options(_p: argparse.ArgumentParser) -> None:
 
 
 register(Command("up", "start the platform (or reuse a healthy one)", _cfg_up, _cmd_up))
-register(Command("status", "health of each service", _no_options, _cmd_status))
+register(Command("status", "health of each service", backend_options.add_arguments, _cmd_status))
 register(Command("logs", "show (and follow) service logs", _cfg_logs, _cmd_logs))
 register(Command("down", "stop the platform", _cfg_down, _cmd_down))
 # Modules that register more subcommands when imported (`run` for the scenario suites lives in

@@ -46,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--keep", action="store_true", default=False, help="leave the stack running after the session"
     )
+    # The kind backend's options, the same as `sandbox up` takes (sandbox/backend_options.py).
+    group.addoption("--gpu", action="store_true", default=None,
+                    help="kind: a GPU cluster (nvkind) [env MLOPS_SANDBOX_GPU]")
+    group.addoption("--context", dest="kube_context", default=None, metavar="CTX",
+                    help="kind: an existing cluster by kube context [env MLOPS_SANDBOX_CONTEXT]")
+    group.addoption("--job-image", default=None, metavar="IMAGE",
+                    help="kind: a job image the cluster can pull [env MLOPS_SANDBOX_JOB_IMAGE]")  # fmt: skip
 
 
 @dataclass
@@ -65,11 +72,15 @@ class _Session:
 
     def get_backend(self) -> Backend:
         if self.backend is None:
+            from sandbox import backend_options
             from sandbox.stack import get_backend
 
-            self.backend = get_backend(
-                self.config.getoption("backend"), self.config.getoption("sandbox_name")
-            )
+            name = self.config.getoption("backend")
+            options = backend_options.resolve(
+                name, gpu=self.config.getoption("gpu"), context=self.config.getoption("kube_context"),
+                job_image=self.config.getoption("job_image"),
+            )  # fmt: skip
+            self.backend = get_backend(name, self.config.getoption("sandbox_name"), **options)
         return self.backend
 
     def stack(self) -> Platform:

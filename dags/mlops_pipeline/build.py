@@ -10,6 +10,10 @@ from mlops_pipeline.steps import PLATFORM_SECRETS, Deployment, Step
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
+# The job image's numeric USER (jobs/Dockerfile). Every container of a task pod runs as it: the kubelet
+# refuses a container under `runAsNonRoot` that resolves to root, and the provider's xcom sidecar
+# (alpine, root by default) would otherwise be one.
+JOB_UID = 10001
 
 
 def build_task(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
@@ -46,6 +50,16 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         limits[GPU_RESOURCE] = "1"  # extended resources: the request defaults to the limit
         tolerations = [k8s.V1Toleration(key=GPU_RESOURCE, operator="Exists", effect="NoSchedule")]
         node_selector = dict(GPU_NODE_SELECTOR)
+    # The provider (cncf-kubernetes 10.25.0, utils/xcom_sidecar.py) adds `airflow-xcom-sidecar` (its pinned
+    # alpine image) when do_xcom_push is set; its security context is ours to give. It is ended with
+    # `kill -2 $(pgrep -u $(id -u) -f 'sh')` over exec (pod_manager.extract_xcom_kill): the exec'd shell
+    # runs as the container's user, the same UID as the sidecar's own `sh`, so the signal is permitted
+    # (apache/airflow #71369 was a kill aimed at processes of another user).
+    hardened = {"allow_privilege_escalation": False, "capabilities": k8s.V1Capabilities(drop=["ALL"])}
+    sidecar = k8s.V1SecurityContext(
+        run_as_user=JOB_UID, run_as_group=JOB_UID, run_as_non_root=True, read_only_root_filesystem=True,
+        **hardened,
+    )  # fmt: skip
     return KubernetesPodOperator(
         task_id=step.task_id,
         name=f"mlops-{step.task_id.replace('_', '-')}",
@@ -61,11 +75,18 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         container_resources=k8s.V1ResourceRequirements(requests=requests, limits=limits),
         tolerations=tolerations,
         node_selector=node_selector,
+        runtime_class_name=deployment.gpu_runtime_class if step.gpu else None,
         do_xcom_push=step.xcom,
         get_logs=True,
         on_finish_action="delete_pod",
-        # The image runs as a non-root user; refuse to start it otherwise.
-        security_context=k8s.V1PodSecurityContext(run_as_non_root=True),
+        security_context=k8s.V1PodSecurityContext(
+            run_as_non_root=True,
+            run_as_user=JOB_UID,
+            run_as_group=JOB_UID,
+            seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
+        ),
+        container_security_context=k8s.V1SecurityContext(**hardened),
+        xcom_sidecar_container_security_context=sidecar,
         labels={"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job},
         **kwargs,
     )

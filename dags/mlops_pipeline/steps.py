@@ -6,11 +6,13 @@ run conf) and the task's own context (run id, try number).
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 JOB_MODULE = "mlops_jobs"
+RESOURCES_ENV = "MLOPS_STEP_RESOURCES"
 
 
 @dataclass(frozen=True)
@@ -19,6 +21,21 @@ class Resources:
     cpu_limit: str
     memory_request: str
     memory_limit: str
+
+    @classmethod
+    def from_spec(cls, step: str, spec: object) -> Resources:
+        """From the Kubernetes shape ``{"requests": {"cpu", "memory"}, "limits": {"cpu", "memory"}}``."""
+        shaped = isinstance(spec, dict) and set(spec) == {"requests", "limits"}
+        parts = [spec[k] for k in ("requests", "limits")] if shaped else []  # type: ignore[index]
+        if not shaped or not all(isinstance(p, dict) and set(p) == {"cpu", "memory"} for p in parts):
+            raise ValueError(
+                f"{RESOURCES_ENV}: step {step!r} must look like "
+                '{"requests": {"cpu": "250m", "memory": "512Mi"}, '
+                '"limits": {"cpu": "500m", "memory": "1Gi"}}, '
+                f"got {spec!r}"
+            )
+        req, lim = parts
+        return cls(str(req["cpu"]), str(lim["cpu"]), str(req["memory"]), str(lim["memory"]))
 
 
 @dataclass(frozen=True)
@@ -39,6 +56,12 @@ class Step:
         return ["-m", JOB_MODULE, self.job]
 
 
+# Production sizes (charts/airflow/values.yaml sets the same; the sandbox overlays size them down).
+SMALL = Resources(cpu_request="250m", cpu_limit="500m", memory_request="512Mi", memory_limit="1Gi")
+TRAIN = Resources(cpu_request="2", cpu_limit="4", memory_request="8Gi", memory_limit="16Gi")
+DEFAULT_RESOURCES: Mapping[str, Resources] = {"preprocess": SMALL, "train": TRAIN, "evaluate": SMALL}
+
+
 def _is_true(value: str) -> bool:
     return value.strip().lower() in ("1", "true", "yes", "on")
 
@@ -54,6 +77,10 @@ class Deployment:
     platform_secret: str = "mlops-platform-credentials"
     platform_configmap: str = "mlops-platform-config"
     retry_delay_seconds: int = 300
+    # Requests/limits per job (preprocess, train, evaluate); the chart sets production's, overlays size them.
+    resources: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    # RuntimeClass of GPU pods (e.g. "nvidia" on an nvkind cluster); None: the cluster's default runtime.
+    gpu_runtime_class: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Deployment:
@@ -69,7 +96,26 @@ class Deployment:
             platform_secret=env.get("MLOPS_PLATFORM_SECRET", cls.platform_secret),
             platform_configmap=env.get("MLOPS_PLATFORM_CONFIGMAP", cls.platform_configmap),
             retry_delay_seconds=int(env.get("MLOPS_RETRY_DELAY_SECONDS", cls.retry_delay_seconds)),
+            resources=step_resources(env.get(RESOURCES_ENV, "")),
+            gpu_runtime_class=env.get("MLOPS_GPU_RUNTIME_CLASS", "").strip() or None,
         )
+
+
+def step_resources(value: str) -> dict[str, Resources]:
+    """``MLOPS_STEP_RESOURCES`` (JSON, job name -> requests/limits) over the defaults; "" keeps them."""
+    out = dict(DEFAULT_RESOURCES)
+    if not value.strip():
+        return out
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{RESOURCES_ENV} is not valid JSON ({exc}): fix the DAG deployment config") from exc
+    if not isinstance(parsed, dict) or set(parsed) - set(DEFAULT_RESOURCES):
+        raise ValueError(
+            f"{RESOURCES_ENV}: expected an object with some of {sorted(DEFAULT_RESOURCES)}, got {value!r}"
+        )
+    out.update({job: Resources.from_spec(job, spec) for job, spec in parsed.items()})
+    return out
 
 
 # The platform values every step needs; in pods they come from the ConfigMap / Secret, locally
@@ -97,14 +143,13 @@ RUN_ENV = {
 # The exact run and version train registered (never "the latest run").
 TRAIN_RESULT_ENV = {"MLOPS_TRAIN_RESULT": "{{ ti.xcom_pull(task_ids='train_model') | tojson }}"}
 
-SMALL = Resources(cpu_request="250m", cpu_limit="500m", memory_request="512Mi", memory_limit="1Gi")
-TRAIN = Resources(cpu_request="2", cpu_limit="4", memory_request="8Gi", memory_limit="16Gi")
 
 
 def pipeline_steps(deployment: Deployment) -> list[Step]:
     """preprocess_data >> train_model >> evaluate_and_register, in order."""
+    res, image = deployment.resources, deployment.image
     return [
-        Step("preprocess_data", "preprocess", RUN_ENV, SMALL, image=deployment.image),
-        Step("train_model", "train", RUN_ENV, TRAIN, deployment.train_gpu, xcom=True, image=deployment.image),
-        Step("evaluate_and_register", "evaluate", RUN_ENV | TRAIN_RESULT_ENV, SMALL, image=deployment.image),
+        Step("preprocess_data", "preprocess", RUN_ENV, res["preprocess"], image=image),
+        Step("train_model", "train", RUN_ENV, res["train"], deployment.train_gpu, xcom=True, image=image),
+        Step("evaluate_and_register", "evaluate", RUN_ENV | TRAIN_RESULT_ENV, res["evaluate"], image=image),
     ]

@@ -57,6 +57,9 @@ def _no_scenarios(targets: list[str]) -> int:
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
+    from sandbox import backend_options
+
+    backend_options.add_arguments(p)
     p.add_argument("paths", nargs="*", help="scenario files or folders (default: scenarios/)")
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     p.add_argument(
@@ -69,6 +72,7 @@ def _configure(p: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from sandbox import backend_options
     from sandbox.config import load_settings
     from sandbox.scenarios.runner import run_scenarios
 
@@ -76,7 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     if not scenario_files(targets):
         return _no_scenarios(targets)
     settings = load_settings(name=args.name, backend=args.backend)
+    kind = backend_options.from_args(settings.backend, args)  # ConfigError for kind options on local
     extra = shlex.split(args.pytest_args) + (["-k", args.keyword] if args.keyword else [])
+    extra += (["--gpu"] if kind.get("gpu") else []) + (["--context", str(kind["kube_context"])]
+                                                       if kind.get("kube_context") else [])
+    extra += ["--job-image", str(kind["job_image"])] if kind.get("job_image") else []
     return run_scenarios(targets, settings.backend, settings.name, args.keep, extra)
 
 

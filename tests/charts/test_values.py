@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,6 @@ import pytest
 import yaml
 
 from sandbox.paths import CHARTS_DIR
-from tests.support import missing
 
 OVERLAY_KEYS: dict[str, dict[str, list[str]]] = yaml.safe_load((CHARTS_DIR / "overlay-keys.yaml").read_text())
 UPSTREAM = yaml.safe_load((CHARTS_DIR / "upstream.yaml").read_text())["charts"]
@@ -58,9 +58,23 @@ def test_every_chart_has_both_overlays() -> None:
 def test_image_allow_list_is_pinned_and_maintained() -> None:
     for image in IMAGES:
         ref = image["ref"]
-        name, _, tag = ref.rpartition(":")
+        name, _, tag = ref.split("@", 1)[0].rpartition(":")
         assert name and tag and tag != "latest", ref
-        assert not any(bad in ref for bad in ("bitnami", "minio", "localstack")), ref
+        assert "bitnami" not in ref, ref  # frozen in bitnamilegacy since Aug 2025
+        assert image.get("why"), f"{ref}: say why this image"
+        assert image.get("user") is None or image["user"] > 0, ref
+    frozen = {i["ref"] for i in IMAGES if "minio" in i["ref"] or "localstack" in i["ref"]}
+    for ref in frozen:  # the S3 flavours whose upstream stopped: pinned exactly, reason recorded
+        why = next(i["why"] for i in IMAGES if i["ref"] == ref)
+        assert "@sha256:" in ref or ref.endswith(":4.14.0"), ref
+        assert "UNMAINTAINED" in why or "frozen" in why, ref
+
+
+def test_xcom_sidecar_image_is_the_providers_pinned_default() -> None:
+    """The provider adds its own sidecar image; a provider upgrade that changes it must update the list."""
+    from airflow.providers.cncf.kubernetes.utils.xcom_sidecar import XCOM_SIDECAR_IMAGE
+
+    assert XCOM_SIDECAR_IMAGE in {i["ref"] for i in IMAGES}
 
 
 # -- the upstream Airflow chart (apache-airflow/airflow), validated offline -------------------------
@@ -69,8 +83,8 @@ AIRFLOW = _load(CHARTS_DIR / "airflow" / "values.yaml")
 AIRFLOW_KNOWN_TOP = {
     "defaultAirflowRepository", "defaultAirflowTag", "airflowVersion", "executor", "allowPodLaunching",
     "postgresql", "redis", "pgbouncer", "statsd", "data", "fernetKeySecretName", "apiSecretKeySecretName",
-    "jwtSecretName", "migrateDatabaseJob", "createUserJob", "config", "env", "securityContexts", "dags",
-    "apiServer", "scheduler", "dagProcessor", "triggerer", "volumes", "volumeMounts",
+    "jwtSecretName", "migrateDatabaseJob", "createUserJob", "config", "securityContexts", "dags",
+    "apiServer", "scheduler", "dagProcessor", "triggerer",
 }  # fmt: skip
 
 
@@ -101,15 +115,23 @@ def test_airflow_production_values() -> None:
     assert "password:" not in text and "defaultuser" not in text
 
 
-@pytest.mark.parametrize(("overlay", "gpu"), [("values.yaml", "false"), ("values-sandbox.yaml", "false"),
-                                              ("values-sandbox-gpu.yaml", "true")])  # fmt: skip
-def test_airflow_dag_deployment_config(overlay: str, gpu: str) -> None:
-    env = {e["name"]: e["value"] for e in _load(CHARTS_DIR / "airflow" / overlay)["env"]}
+@pytest.mark.parametrize(("overlay", "gpu", "runtime_class"), [
+    ("values.yaml", "false", ""), ("values-sandbox.yaml", "false", ""),
+    ("values-sandbox-gpu.yaml", "true", "nvidia"),
+])  # fmt: skip
+def test_airflow_dag_deployment_config(overlay: str, gpu: str, runtime_class: str) -> None:
+    values = _load(CHARTS_DIR / "airflow" / overlay)
+    assert "env" not in values and "volumes" not in values, "global env/volumes reach the migration Job"
+    lists = [values[c]["env"] for c in ("dagProcessor", "scheduler", "triggerer")]
+    assert lists[0] == lists[1] == lists[2], "every component that parses the DAG gets the same config"
+    env = {e["name"]: e["value"] for e in lists[0]}
     assert env["MLOPS_TASK_RUNTIME"] == "kubernetes"
     assert env["MLOPS_TRAIN_GPU"] == gpu
+    assert env["MLOPS_GPU_RUNTIME_CLASS"] == runtime_class
     assert env["MLOPS_K8S_NAMESPACE"] == "mlops"
     assert env["MLOPS_PLATFORM_SECRET"] == "mlops-platform-credentials"
     assert env["MLOPS_PLATFORM_CONFIGMAP"] == "mlops-platform-config"
+    assert set(json.loads(env["MLOPS_STEP_RESOURCES"])) == {"preprocess", "train", "evaluate"}
 
 
 def test_airflow_sandbox_mounts_the_kind_dags_folder() -> None:
@@ -117,8 +139,9 @@ def test_airflow_sandbox_mounts_the_kind_dags_folder() -> None:
 
     sandbox = _load(CHARTS_DIR / "airflow" / "values-sandbox.yaml")
     assert sandbox["dags"]["gitSync"]["enabled"] is False
-    assert sandbox["volumes"][0]["hostPath"]["path"] == DAGS_NODE_PATH
-    assert sandbox["volumeMounts"][0]["mountPath"] == "/opt/airflow/dags"
+    for component in ("dagProcessor", "scheduler", "triggerer"):
+        assert sandbox[component]["extraVolumes"][0]["hostPath"]["path"] == DAGS_NODE_PATH
+        assert sandbox[component]["extraVolumeMounts"][0]["mountPath"] == "/opt/airflow/dags"
     assert sandbox["apiServer"]["service"]["ports"][0]["nodePort"] == NODE_PORTS["airflow"]
 
 
@@ -126,17 +149,16 @@ def test_airflow_render_needs_the_upstream_chart() -> None:
     chart = os.environ.get("MLOPS_AIRFLOW_CHART")
     if not chart:
         pytest.skip(
-            "upstream chart apache-airflow/airflow 1.22.0 cannot be pulled here (no chart registry); "
-            "set MLOPS_AIRFLOW_CHART to a local copy (helm pull airflow --repo https://airflow.apache.org "
-            "--version 1.22.0) to render it"
+            "the official chart apache-airflow/airflow 1.22.0 cannot be pulled here (no chart registry). To "
+            "run this: helm pull airflow --repo https://airflow.apache.org --version 1.22.0 --untar -d "
+            "/tmp/charts && MLOPS_AIRFLOW_CHART=/tmp/charts/airflow pytest tests/charts"
         )
     import subprocess
 
     from sandbox.tools import find_tool
 
     helm = find_tool("helm")
-    if helm is None:
-        missing("helm is not installed: run `bash .ci/install-helm`")
+    assert helm is not None, "helm is not installed: run `bash .ci/install-helm`"
     for overlay in ("values-sandbox.yaml", "values-sandbox-gpu.yaml"):
         argv = [str(helm), "template", "airflow", chart, "--namespace", "mlops",
                 "--values", str(CHARTS_DIR / "airflow" / "values.yaml"),

@@ -43,11 +43,28 @@ def test_cpu_plan_order() -> None:
 def test_gpu_plan_adds_node_setup_and_device_plugin_first() -> None:
     keys = [s.key for s in plan("dev", gpu=True)]
     assert keys[:4] == ["cluster", "gpu-node-0", "gpu-node-1", "gpu-node-2"]
-    assert keys.index("helm:nvidia-device-plugin") < keys.index("helm:postgres")
+    assert keys.index("runtime-class") < keys.index("helm:nvidia-device-plugin") < keys.index("helm:postgres")
     steps = _by_key(plan("dev", gpu=True))
     assert steps["gpu-node-0"].argv[:4] == ("docker", "exec", "mlops-dev-control-plane", "bash")
     assert "apt-get install -y nvidia-container-toolkit" in steps["gpu-node-0"].argv[-1]
-    assert "--set-as-default" in steps["gpu-node-1"].argv[-1]
+
+
+def test_gpu_node_follows_nvkind_runtime_class_recipe() -> None:
+    """nvkind (2026-06): `--config-source=file` (`command` writes an invalid drop-in under containerd 2.x with
+    a version-2 config), no default-runtime switch, an `nvidia` RuntimeClass the GPU pods name."""
+    steps = _by_key(plan("dev", gpu=True))
+    configure = steps["gpu-node-1"].argv[-1]
+    assert "nvidia-ctk runtime configure --runtime=containerd --config-source=file" in configure
+    assert "--config-source=command" not in configure and "--set-as-default" not in configure
+    assert "systemctl restart containerd" in configure
+    (rc,) = yaml.safe_load_all(steps["runtime-class"].stdin or "")
+    assert rc == {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": "nvidia"},
+                  "handler": "nvidia"}  # fmt: skip
+    dp = steps["helm:nvidia-device-plugin"].argv
+    assert dp[dp.index("--set") + 1] == "runtimeClassName=nvidia"
+    gpu_env = _env(steps["helm:airflow"])
+    assert gpu_env["MLOPS_GPU_RUNTIME_CLASS"] == rc["metadata"]["name"]
+    assert "runtime-class" not in _by_key(plan("dev"))
 
 
 def test_cluster_and_image_argv() -> None:
@@ -113,11 +130,19 @@ def test_helm_argv_local_and_upstream_charts() -> None:
     ]
 
 
+def _env(step: Step, component: str = "scheduler") -> dict[str, str]:
+    (content,) = step.files.values()
+    generated = yaml.safe_load(content)
+    assert "env" not in generated, "the global env reaches the migration Job"
+    return {e["name"]: e["value"] for e in generated[component]["env"]}
+
+
 @pytest.mark.parametrize(("gpu", "train_gpu"), [(False, "false"), (True, "true")])
 def test_generated_airflow_values_set_the_loaded_image(gpu: bool, train_gpu: str) -> None:
     step = _by_key(plan("dev", gpu=gpu))["helm:airflow"]
-    (content,) = step.files.values()
-    env = {e["name"]: e["value"] for e in yaml.safe_load(content)["env"]}
+    envs = [_env(step, c) for c in ("dagProcessor", "scheduler", "triggerer")]
+    assert envs[0] == envs[1] == envs[2]
+    env = envs[0]
     assert env["MLOPS_JOB_IMAGE"] == images.image_tag(paths.JOBS_DIR)
     assert env["MLOPS_TRAIN_GPU"] == train_gpu
     assert env["MLOPS_TASK_RUNTIME"] == "kubernetes"
@@ -166,9 +191,8 @@ def test_existing_context_skips_cluster_image_and_device_plugin() -> None:
     for step in steps:
         if step.key.startswith("helm:"):
             assert step.argv[step.argv.index("--kube-context") + 1] == "prod-like"
-    (content,) = _by_key(steps)["helm:airflow"].files.values()
-    env = {e["name"]: e["value"] for e in yaml.safe_load(content)["env"]}
-    assert env["MLOPS_JOB_IMAGE"] == "registry.example/mlops-jobs:1"
+    assert "runtime-class" not in keys, "an existing cluster brings its own (GPU operator: `nvidia`)"
+    assert _env(_by_key(steps)["helm:airflow"])["MLOPS_JOB_IMAGE"] == "registry.example/mlops-jobs:1"
 
 
 def test_format_plan_shows_every_command_and_manifest() -> None:
@@ -177,3 +201,4 @@ def test_format_plan_shows_every_command_and_manifest() -> None:
     assert "/var/run/nvidia-container-devices/all" in text
     assert "kubectl --context kind-mlops-dev apply -f - <<EOF" in text
     assert text.count("helm upgrade --install") == 6
+    assert "--config-source=file" in text and "kind: RuntimeClass" in text

@@ -24,8 +24,11 @@ CONFIGS: dict[str, dict[str, str]] = {
     "kubernetes": {},
     "kubernetes-gpu": {
         "MLOPS_TRAIN_GPU": "true",
+        "MLOPS_GPU_RUNTIME_CLASS": "nvidia",
         "MLOPS_JOB_IMAGE": "registry.example/mlops-jobs:1.2.3",
         "MLOPS_K8S_NAMESPACE": "ml-prod",
+        "MLOPS_STEP_RESOURCES": '{"train": {"requests": {"cpu": "1", "memory": "2Gi"}, '
+                                '"limits": {"cpu": "2", "memory": "4Gi"}}}',
     },
     "local": {"MLOPS_TASK_RUNTIME": "local", "MLOPS_RETRY_DELAY_SECONDS": "2"},
 }
@@ -207,6 +210,16 @@ def test_pod_resources_per_step(parsed: dict) -> None:
     }
 
 
+def test_step_resources_are_deployment_config(parsed: dict) -> None:
+    """MLOPS_STEP_RESOURCES overrides the steps it names; the others keep production's sizes."""
+    tasks = parsed["kubernetes-gpu"]["tasks"]
+    assert _container(tasks["train_model"])["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi"},
+        "limits": {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"},
+    }
+    assert _container(tasks["preprocess_data"])["resources"]["requests"] == {"cpu": "250m", "memory": "512Mi"}
+
+
 def test_gpu_only_when_the_deployment_enables_it(parsed: dict) -> None:
     for config in ("kubernetes", "kubernetes-gpu"):
         for task_id, task in parsed[config]["tasks"].items():
@@ -215,6 +228,7 @@ def test_gpu_only_when_the_deployment_enables_it(parsed: dict) -> None:
             gpu = config == "kubernetes-gpu" and task_id == "train_model"
             assert ("nvidia.com/gpu" in resources["limits"]) is gpu, (config, task_id)
             assert ("nvidia.com/gpu" in resources.get("requests", {})) is False
+            assert spec.get("runtimeClassName") == ("nvidia" if gpu else None), (config, task_id)
             if gpu:
                 assert resources["limits"]["nvidia.com/gpu"] == "1"
                 assert spec["tolerations"] == [
@@ -234,7 +248,10 @@ def test_deployment_config_reaches_the_pods(parsed: dict) -> None:
         for task in parsed[config]["tasks"].values():
             assert _container(task)["image"] == image
             assert task["pod"]["metadata"]["namespace"] == namespace
-            assert task["pod"]["spec"]["securityContext"] == {"runAsNonRoot": True}
+            assert task["pod"]["spec"]["securityContext"] == {
+                "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            }  # fmt: skip
 
 
 def test_local_runtime_runs_the_pod_command_with_the_pod_env(parsed: dict) -> None:

@@ -177,11 +177,11 @@ def test_the_test_suite_never_sweeps_up_its_own_yaml() -> None:
     assert not [line for line in proc.stdout.splitlines() if ".yaml::" in line]
 
 
-def _tox_e2e_argv(posargs: list[str]) -> list[str]:
-    """The e2e env's command from tox.ini, with {posargs} expanded as tox expands it."""
+def _tox_argv(env: str, posargs: list[str]) -> list[str]:
+    """An env's command from tox.ini, with {posargs} expanded as tox expands it."""
     ini = configparser.ConfigParser(interpolation=None)
     ini.read(paths.PROJECT_ROOT / "tox.ini")
-    (command,) = [c for c in ini["testenv:e2e"]["commands"].strip().splitlines() if c.strip()]
+    (command,) = [c for c in ini[f"testenv:{env}"]["commands"].strip().splitlines() if c.strip()]
     out: list[str] = []
     for word in shlex.split(command):
         match = re.fullmatch(r"\{posargs(?::(.*))?\}", word)
@@ -192,17 +192,29 @@ def _tox_e2e_argv(posargs: list[str]) -> list[str]:
     return out
 
 
+ALL = sorted(p.stem for p in paths.SCENARIOS_DIR.glob("*.yaml"))
+
+
 @pytest.mark.parametrize(
-    ("posargs", "expected"),
+    ("env", "posargs", "expected"),
     [
-        (["scenarios/happy_path.yaml"], ["happy_path"]),
-        ([], sorted(p.stem for p in paths.SCENARIOS_DIR.glob("*.yaml"))),
+        ("e2e", ["scenarios/happy_path.yaml"], ["happy_path"]),
+        ("e2e", [], ALL),
+        (
+            "kind",
+            ["scenarios/happy_path.yaml", "scenarios/unknown_dataset.yaml"],
+            ["happy_path", "unknown_dataset"],
+        ),
+        ("kind", [], ALL),
+        ("gpu", ["scenarios/gpu_train.yaml"], ["gpu_train"]),
+        ("gpu", [], ["gpu_train"]),  # -m gpu: the GPU scenarios only
     ],
 )
-def test_tox_e2e_runs_the_named_files_or_the_whole_suite(
-    tmp_path: Path, posargs: list[str], expected: list[str]
+def test_tox_runs_the_named_files_or_the_whole_suite(
+    tmp_path: Path, env: str, posargs: list[str], expected: list[str]
 ) -> None:
-    argv = _tox_e2e_argv(posargs)
+    """Collection only: nothing starts (the kind envs would need Docker to run)."""
+    argv = _tox_argv(env, posargs)
     assert argv[0] == "pytest"
     argv = [a for a in argv[1:] if not a.startswith("--junitxml")]
     proc = subprocess.run(

@@ -85,6 +85,7 @@ class KindBackend:
         reused = self.kube_context is None and cluster.exists(bins["kind"], self.cluster)
         ran = 0
         for step in steps:
+            self._write_files(step)  # before _done: a release's hash covers its generated values file
             if self._done(step, bins, reused, hashes):
                 self.progress(step.key, "reused", step.title)
                 continue
@@ -188,10 +189,13 @@ class KindBackend:
                 return helm.inputs_hash(release)
         return ""
 
-    def _run(self, step: Step) -> None:
+    @staticmethod
+    def _write_files(step: Step) -> None:
         for path, content in step.files.items():
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).write_text(content)
+
+    def _run(self, step: Step) -> None:
         argv = [*step.argv, "-f", "-"] if step.stdin is not None else list(step.argv)
         try:
             out = subprocess.run(

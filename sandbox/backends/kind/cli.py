@@ -8,15 +8,19 @@ from sandbox.scenarios.cli import _cli
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--gpu", action="store_true", help="plan a GPU cluster (nvkind mounts, device plugin)")
-    p.add_argument("--context", default=None, help="target an existing cluster by kube context")
+    from sandbox import backend_options
+
+    backend_options.add_arguments(p)
 
 
 def _plan(args: argparse.Namespace) -> int:
+    from sandbox import backend_options
     from sandbox.backends.kind.plan import format_plan, plan
 
+    opts = backend_options.from_args("kind", args)
     # Secrets are left out on purpose: the plan shows them as <redacted>.
-    print(format_plan(plan(args.name or "default", gpu=args.gpu, kube_context=args.context)))
+    print(format_plan(plan(args.name or "default", gpu=bool(opts["gpu"]), kube_context=opts["kube_context"],
+                           job_image=opts["job_image"])))  # fmt: skip
     return 0
 
 

@@ -1,9 +1,13 @@
 """The kind cluster: generated config (pinned node image, host port mappings, GPU mounts), create/delete.
 
-GPU follows NVIDIA's nvkind recipe: the host's nvidia-container-runtime (with
-``accept-nvidia-visible-devices-as-volume-mounts = true`` and nvidia as docker's default runtime) injects
-the GPUs into the node when ``/dev/null`` is mounted at ``/var/run/nvidia-container-devices/all``; inside the
-node the NVIDIA Container Toolkit is installed and made containerd's default runtime.
+GPU follows NVIDIA's nvkind (github.com/NVIDIA/nvkind, pkg/nvkind/node.go and cluster.go as of 2026-06,
+commit 24c190e): the host's nvidia-container-runtime (with ``accept-nvidia-visible-devices-as-volume-mounts
+= true`` and nvidia as docker's default runtime) injects the GPUs into the node when ``/dev/null`` is mounted
+at ``/var/run/nvidia-container-devices/all``; inside the node the NVIDIA Container Toolkit is installed and
+registered with containerd as the ``nvidia`` runtime (``--config-source=file``: ``--config-source=command``
+writes an invalid drop-in under containerd 2.x with a version-2 config, today's kind nodes), and an
+``nvidia`` RuntimeClass selects it. It is not made the default runtime: the device plugin and the GPU train
+pod ask for it by ``runtimeClassName``.
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ DAGS_NODE_PATH = "/mlops/dags"  # values-sandbox.yaml mounts this hostPath into 
 GPU_DEVICES_MOUNT = "/var/run/nvidia-container-devices/all"
 GPU_NODE_LABELS = {"nvidia.com/gpu.present": "true"}  # the DAG's GPU node selector
 
+RUNTIME_CLASS = "nvidia"  # nvkind's RuntimeClass and handler; the GPU overlay's MLOPS_GPU_RUNTIME_CLASS
 # Run inside the GPU node after creation (nvkind's InstallContainerToolkit / ConfigureContainerRuntime /
-# PatchProcDriverNvidia). The node reaches NVIDIA's apt repository; `--set-as-default` makes every pod
-# use the nvidia runtime, so the DAG's train pod needs no runtimeClassName.
+# PatchProcDriverNvidia). The node reaches NVIDIA's apt repository.
 GPU_NODE_SCRIPTS: tuple[tuple[str, str], ...] = (
     ("install the NVIDIA Container Toolkit in the node", " && ".join((
         "apt-get update", "apt-get install -y gpg curl",
@@ -40,8 +44,8 @@ GPU_NODE_SCRIPTS: tuple[tuple[str, str], ...] = (
         " https://#g' > /etc/apt/sources.list.d/nvidia-container-toolkit.list",
         "apt-get update", "apt-get install -y nvidia-container-toolkit",
     ))),
-    ("make nvidia containerd's default runtime",
-     "nvidia-ctk runtime configure --runtime=containerd --config-source=command --set-as-default"
+    ("register the nvidia runtime with containerd",
+     "nvidia-ctk runtime configure --runtime=containerd --config-source=file"
      " && systemctl restart containerd"),
     ("stop the driver recreating device nodes (toolkit < 1.19 only)",
      "grep -q '^ModifyDeviceFiles: 0' /proc/driver/nvidia/params || { umount -R /proc/driver/nvidia"
@@ -129,6 +133,13 @@ def gpu_setup_argv(docker_bin: str, name: str) -> list[tuple[str, list[str]]]:
     """``(title, argv)`` per nvkind post-create step, run in the node container."""
     node = node_container(name)
     return [(title, [docker_bin, "exec", node, "bash", "-c", script]) for title, script in GPU_NODE_SCRIPTS]
+
+
+def runtime_class_manifest() -> str:
+    """nvkind's RuntimeClass (``RegisterNvidiaRuntimeClass``): pods with ``runtimeClassName: nvidia``."""
+    doc = {"apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass", "metadata": {"name": RUNTIME_CLASS},
+           "handler": RUNTIME_CLASS}  # fmt: skip
+    return yaml.safe_dump(doc, sort_keys=False)
 
 
 def exists(kind_bin: str, name: str) -> bool:

@@ -1,9 +1,10 @@
 """Charts in dependency order with ``helm upgrade --install --wait``, and the pre-created Secrets.
 
 Each release gets its chart's ``values.yaml`` plus the sandbox overlay (``values-sandbox.yaml`` or
-``values-sandbox-gpu.yaml``), and for Airflow a generated values file with the job image tag. A release
-whose inputs (chart files, values files, chart version) hash the same as at its last successful install
-is skipped on a warm re-run.
+``values-sandbox-gpu.yaml``), and for Airflow a generated values file with the job image tag (and, on an
+existing cluster, the DAG ConfigMap delivery of ``dags.py``). Upstream charts may carry ``sets`` from
+``charts/upstream.yaml``. A release whose inputs (chart files, values files, sets, chart version) hash the
+same as at its last successful install is skipped on a warm re-run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from sandbox.backends.kind import dags
 from sandbox.paths import CHARTS_DIR
 
 NAMESPACE = "mlops"
@@ -51,15 +53,30 @@ def overlay_name(gpu: bool) -> str:
     return "sandbox-gpu" if gpu else "sandbox"
 
 
-def airflow_generated_values(overlay: Path, job_image: str) -> dict[str, Any]:
-    """The overlay's ``env`` with ``MLOPS_JOB_IMAGE`` set to the loaded tag (lists replace, so all of it)."""
-    env = yaml.safe_load(overlay.read_text()).get("env", [])
-    out = [
+def airflow_generated_values(
+    overlay: Path, job_image: str, *, dags_dir: Path | None = None
+) -> dict[str, Any]:
+    """What the harness adds to the Airflow values: the overlay's DAG deployment config with
+    ``MLOPS_JOB_IMAGE`` set to the loaded tag, on every component that parses DAGs (lists replace, so all
+    of it); with ``dags_dir`` (an existing cluster) also the ConfigMap DAG delivery (``dags.py``)."""
+    values = yaml.safe_load(overlay.read_text())
+    env = values["dagProcessor"]["env"]
+    out_env = [
         dict(item, value=job_image) if item.get("name") == "MLOPS_JOB_IMAGE" else dict(item) for item in env
     ]
-    if not any(item.get("name") == "MLOPS_JOB_IMAGE" for item in out):
-        out.append({"name": "MLOPS_JOB_IMAGE", "value": job_image})
-    return {"env": out}
+    if not any(item.get("name") == "MLOPS_JOB_IMAGE" for item in out_env):
+        out_env.append({"name": "MLOPS_JOB_IMAGE", "value": job_image})
+    out: dict[str, Any] = {c: {"env": [dict(i) for i in out_env]} for c in dags.COMPONENTS}  # no YAML anchors
+    if dags_dir is not None:
+        for component, extra in dags.airflow_values(dags_dir, airflow_image()).items():
+            out[component].update(extra)
+    return out
+
+
+def airflow_image(charts_dir: Path = CHARTS_DIR) -> str:
+    """The Airflow image the production values pin (``defaultAirflowRepository:defaultAirflowTag``)."""
+    values = yaml.safe_load((charts_dir / "airflow" / "values.yaml").read_text())
+    return f"{values['defaultAirflowRepository']}:{values['defaultAirflowTag']}"
 
 
 def releases(*, gpu: bool, generated_airflow_values: Path, charts_dir: Path = CHARTS_DIR) -> list[Release]:
@@ -70,7 +87,8 @@ def releases(*, gpu: bool, generated_airflow_values: Path, charts_dir: Path = CH
     if gpu:
         dp = up["nvidia-device-plugin"]
         out.append(Release("nvidia-device-plugin", dp["chart"], (), namespace="nvidia", repo=dp["repo"],
-                           version=dp["version"], timeout="5m", wait_for_jobs=False))  # fmt: skip
+                           version=dp["version"], timeout="5m", wait_for_jobs=False,
+                           sets=tuple(dp.get("sets", ()))))  # fmt: skip
     for name in ("postgres", "s3", "mlflow", "platform"):
         chart = charts_dir / name
         out.append(Release(name, str(chart), (chart / "values.yaml", chart / f"values-{suffix}.yaml")))

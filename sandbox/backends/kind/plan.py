@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 from sandbox import paths
-from sandbox.backends.kind import cluster, helm, images
+from sandbox.backends.kind import cluster, dags, helm, images
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,10 @@ def plan(
                           tuple(images.load_argv(bins["kind"], tag, name))))  # fmt: skip
 
     kubectl = (bins["kubectl"], "--context", context)
+    if gpu and kube_context is None:
+        steps.append(Step("runtime-class", f"RuntimeClass {cluster.RUNTIME_CLASS} (nvkind)",
+                          (*kubectl, "apply"),
+                          stdin=cluster.runtime_class_manifest()))  # fmt: skip
     namespaces = [helm.NAMESPACE] + (["nvidia"] if gpu and kube_context is None else [])
     steps.append(
         Step("namespace", "namespaces", (*kubectl, "apply"), stdin=helm.namespace_manifest(namespaces))
@@ -89,10 +93,17 @@ def plan(
     steps.append(Step("secrets", "Secrets the charts reference (generated per sandbox)",
                       (*kubectl, "--namespace", helm.NAMESPACE, "apply"),
                       stdin=helm.secrets_manifest(secrets)))  # fmt: skip
+    # kind nodes mount the repo's dags/ (the overlay's hostPath); any other cluster gets them by ConfigMap.
+    dags_dir = paths.DAGS_DIR if kube_context is not None else None
+    if dags_dir is not None:
+        steps.append(Step("dags", f"ConfigMap {dags.CONFIGMAP} from {dags_dir} (existing cluster)",
+                          (*kubectl, "--namespace", helm.NAMESPACE, "apply"),
+                          stdin=dags.configmap_manifest(dags_dir, namespace=helm.NAMESPACE)))  # fmt: skip
 
     generated = folder / "airflow-values.generated.yaml"
     overlay = paths.CHARTS_DIR / "airflow" / f"values-{helm.overlay_name(gpu)}.yaml"
-    generated_text = yaml.safe_dump(helm.airflow_generated_values(overlay, tag), sort_keys=False)
+    values = helm.airflow_generated_values(overlay, tag, dags_dir=dags_dir)
+    generated_text = yaml.safe_dump(values, sort_keys=False)
     for release in helm.releases(gpu=gpu and kube_context is None, generated_airflow_values=generated):
         files = {str(generated): generated_text} if release.name == "airflow" else {}
         steps.append(Step(f"helm:{release.name}", f"install {release.name}",
