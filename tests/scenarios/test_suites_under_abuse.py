@@ -1,9 +1,9 @@
 """Scenario suites as users run them, under abuse: real pytest sessions, real local stacks (slow).
 
-- two named sandboxes run the suite side by side: each its own stack, ports and report, and both
-  stacks are gone afterwards;
-- the session running a scenario is killed with -9 mid-DAG: the same scenario then passes on the
-  stack it left behind, and ``down`` stops everything.
+Two named sandboxes run the suite side by side, each on its own stack, ports and report; one
+session is killed with -9 mid-DAG, the other passes undisturbed, the killed one's scenario then
+passes on the stack it left behind, and ``down`` stops everything. (One test, to start two stacks
+once: the suite's time in CI is counted.)
 """
 
 from __future__ import annotations
@@ -55,62 +55,53 @@ def running(backend: LocalBackend) -> list[psutil.Process]:
     return marked_processes(backend.state.marker)
 
 
-def test_two_named_sandboxes_run_the_suite_side_by_side(tmp_path: Path) -> None:
-    names = ("side-a", "side-b")
-    sessions = {name: suite(tmp_path, name) for name in names}
-    outputs = {name: proc.communicate(timeout=1500)[0] for name, proc in sessions.items()}
-    for name, proc in sessions.items():
-        assert proc.returncode == 0, f"{name}:\n{outputs[name][-6000:]}"
-        assert "1 passed" in outputs[name], outputs[name][-3000:]
-    backends = [LocalBackend(name, state_root=tmp_path) for name in names]
+def test_two_sandboxes_side_by_side_one_killed_mid_dag(tmp_path: Path) -> None:
+    """A and B run the suite at once, each on its own stack. A's session is killed with -9 while
+    train_model runs: B passes undisturbed, and A's scenario then passes on the stack A left."""
+    a, b = (LocalBackend(name, state_root=tmp_path) for name in ("side-a", "side-b"))
+    first_a, session_b = suite(tmp_path, a.sandbox_name), suite(tmp_path, b.sandbox_name)
     try:
-        ports = []
-        for backend in backends:
-            state = backend.state.load()
-            assert state is not None and state.ports
-            ports.append(set(state.ports.values()))
-            # Each session started its stack, so each stopped it at its end.
-            assert not running(backend), f"{backend.sandbox_name} left processes running"
-            assert all(not s.healthy for s in backend.status())
-        assert not ports[0] & ports[1], "two sandboxes shared a port"
-        reports = {p.name for p in (tmp_path / "reports").glob("scenarios-*.md")}
-        for name in names:
-            (report,) = [r for r in reports if r.endswith(f"-{name}.md")]
-            text = (tmp_path / "reports" / report).read_text()
-            assert f"sandbox `{name}`" in text and "| happy_path | passed |" in text
-    finally:
-        for backend in backends:
-            backend.down(purge=True)
-
-
-def test_a_run_killed_mid_dag_leaves_a_stack_the_same_scenario_then_passes_on(tmp_path: Path) -> None:
-    name = "killed"
-    backend = LocalBackend(name, state_root=tmp_path)
-    first = suite(tmp_path, name)
-    seen: list[str] = []
-    try:
-        assert first.stdout is not None
-        deadline = time.monotonic() + 900  # a hang guard: stack start plus preprocess, on a slow machine
-        for line in first.stdout:
+        assert first_a.stdout is not None
+        seen: list[str] = []
+        deadline = time.monotonic() + 900  # a hang guard: two stack starts on a slow machine
+        for line in first_a.stdout:
             seen.append(line)
             if "train_model: running" in line:
                 break
             assert time.monotonic() < deadline, "".join(seen[-40:])
         else:
-            pytest.fail("the first session ended before train_model ran:\n" + "".join(seen[-60:]))
-        os.kill(first.pid, signal.SIGKILL)  # mid-DAG: train_model is running
-        first.wait(timeout=60)
-        left = running(backend)
-        assert left, "killing the session should leave its stack running (nothing stopped it)"
+            pytest.fail("A's session ended before train_model ran:\n" + "".join(seen[-60:]))
+        os.kill(first_a.pid, signal.SIGKILL)
+        first_a.wait(timeout=60)
+        assert running(a), "killing the session should leave its stack running (nothing stopped it)"
 
-        second = suite(tmp_path, name)
-        out = second.communicate(timeout=1200)[0]
-        assert second.returncode == 0, out[-6000:]
-        assert "1 passed" in out
-        assert "reused a running stack" in out  # the orphaned stack, healthy, was taken over
+        out_b = session_b.communicate(timeout=1500)[0]
+        assert session_b.returncode == 0, out_b[-6000:]
+        assert "1 passed" in out_b
+        # B's session started its stack, so it stopped it at its end; A's stack is untouched.
+        assert not running(b), "B's session left processes running"
+        assert all(s.healthy for s in a.status()), a.status()
+
+        again_a = suite(tmp_path, a.sandbox_name)
+        out_a = again_a.communicate(timeout=1500)[0]
+        assert again_a.returncode == 0, out_a[-6000:]
+        assert "1 passed" in out_a
+        assert "reused a running stack" in out_a  # the orphaned stack, healthy, was taken over
+
+        ports = [set(backend.state.load().ports.values()) for backend in (a, b)]  # type: ignore[union-attr]
+        assert not ports[0] & ports[1], "two sandboxes shared a port"
+        reports = {p.name: p.read_text() for p in (tmp_path / "reports").glob("scenarios-*.md")}
+        for backend in (a, b):
+            (text,) = [t for name, t in reports.items() if name.endswith(f"-{backend.sandbox_name}.md")]
+            assert f"sandbox `{backend.sandbox_name}`" in text and "| happy_path | passed |" in text
     finally:
-        stack = running(backend)
-        backend.down(purge=True)
-    _, alive = psutil.wait_procs(stack, timeout=10)
+        for proc in (first_a, session_b):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        stacks = running(a) + running(b)
+        for backend in (a, b):
+            backend.down(purge=True)
+    _, alive = psutil.wait_procs(stacks, timeout=10)
     assert not alive, f"still running after down: {alive}"
-    assert not running(backend)
+    assert not running(a) and not running(b)
