@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mlflow.entities.model_registry import ModelVersion
+from typing import TYPE_CHECKING
+
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -11,6 +12,9 @@ from sandbox.scenarios.observations import (
     ModelVersionObservation,
     RegistryObservation,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 # The jobs tag every MLflow run with the Airflow ids that produced it (see jobs/mlops_jobs).
 DAG_RUN_TAG = "airflow.dag_run_id"

@@ -105,7 +105,7 @@ class MlflowValues(_Values):
     ) -> list[str]:
         """The ``mlflow server`` arguments the chart's Deployment passes (``--flag=value`` form)."""
         artifacts = (
-            ["--serve-artifacts", f"--artifacts-destination={self.artifacts.destination}"]
+            [f"--artifacts-destination={self.artifacts.destination}"]  # serving is MLflow's default
             if self.artifacts.serve_artifacts
             else ["--no-serve-artifacts", f"--default-artifact-root={self.artifacts.destination}"]
         )

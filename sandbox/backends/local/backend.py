@@ -207,6 +207,16 @@ class LocalBackend:
         saved = self.state.load()
         return (LOOPBACK, saved.ports["postgres"]) if saved and "postgres" in saved.ports else None
 
+    def job_platform(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The platform ConfigMap's and Secret's data a job of this sandbox gets (what its pod would)."""
+        saved = self.state.load()
+        if saved is None or not saved.ports:
+            raise ServiceError(
+                f"Sandbox {self.sandbox_name!r} is not running.",
+                f"Start it: `sandbox up --name {self.sandbox_name}`.",
+            )
+        return airflow.platform_objects(self._context(saved, self.config(), self.secrets.read_secrets()))
+
     @property
     def credentials(self) -> Credentials:
         if not self.secrets.secrets_file.exists():

@@ -12,6 +12,11 @@ from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.platform.config import service_url
 from sandbox.ports import LOOPBACK
 
+# Literals of charts/mlflow/templates/deployment.yaml (not values): repeated here, checked against the
+# render by tests/charts/test_platform_config.py. The job runner forks extra workers (~1 GB) and the
+# platform never uses it.
+TEMPLATE_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
 
 def healthy(url: str) -> bool:
     """``/health`` answers even when the API would refuse the Host header, so probe the API too."""
@@ -40,8 +45,7 @@ def server_env(ctx: StackContext) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": ctx.secrets["AWS_SECRET_ACCESS_KEY"],
         "MLFLOW_S3_ENDPOINT_URL": service_url(m.artifacts.s3_endpoint_url, ctx.address("s3")),
         "AWS_DEFAULT_REGION": ctx.config.platform.region,
-        # As in the chart: the job runner forks extra workers (~1 GB) and the platform never uses it.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        **TEMPLATE_ENV,
     }
 
 
