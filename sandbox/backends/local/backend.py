@@ -158,7 +158,7 @@ class LocalBackend:
                         self._endpoints(saved, config), True, time.monotonic() - started_at, services
                     )
                 if not fresh:
-                    self.progress("configuration", "starting", "changed since the stack started: restarting")
+                    self.progress("configuration", "stopping", "values changed since the start: restarting")
                 self._stop(saved)  # a partial, stale or reconfigured stack (e.g. after kill -9): start fresh
             self._reap(saved)
             model = self._start(saved, config)
@@ -332,7 +332,8 @@ class LocalBackend:
                         ready.add(svc.name)
                         self.progress(svc.name, "ready", detail)
                 time.sleep(0.25)
-            model.schema_env = env_dir.name
+            if "airflow-migrate" in ready:  # the Airflow schema is this env's now
+                model.schema_env = env_dir.name
             self.state.save(model)
         except BaseException as exc:  # includes KeyboardInterrupt: never leave a half stack behind
             failed = exc.service if isinstance(exc, ServiceFailed) else "sandbox"
