@@ -251,8 +251,9 @@ def load_platform_config(
         "airflow": AirflowValues,
     }  # fmt: skip
     parsed: dict[str, Any] = {}
+    allow_list = values_mod.overlay_keys(charts_dir) if overlay else {}
     for chart, model in models.items():
-        chart_values = values_mod.load(chart, overlay, charts_dir)
+        chart_values = values_mod.load(chart, overlay, charts_dir, allow_list)
         try:
             parsed[chart] = model.model_validate(chart_values.values)
         except ValidationError as exc:

@@ -18,6 +18,8 @@ from sandbox.errors import ConfigError
 from sandbox.paths import CHARTS_DIR
 
 OVERLAY_KEYS_FILE = "overlay-keys.yaml"
+# libyaml when the wheel has it: every `up` (and `status`) reads a dozen values files.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def merge(base: Mapping[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def covered(key: str, allowed: list[str]) -> bool:
 
 def _read(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_LOADER)  # a safe loader
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}.", "Restore it from git.") from exc
     except yaml.YAMLError as exc:
@@ -103,9 +105,15 @@ class ChartValues:
         return f"{self.files[0]} `{key}`"
 
 
-def load(chart: str, overlay: str | None = None, charts_dir: Path = CHARTS_DIR) -> ChartValues:
+def load(
+    chart: str,
+    overlay: str | None = None,
+    charts_dir: Path = CHARTS_DIR,
+    allow_list: dict[str, dict[str, list[str]]] | None = None,
+) -> ChartValues:
     """``charts/<chart>/values.yaml`` plus ``values-<overlay>.yaml``; ConfigError when the overlay
-    sets a key ``overlay-keys.yaml`` does not allow for it (a missing overlay file is empty)."""
+    sets a key ``overlay-keys.yaml`` (or ``allow_list``, read from it) does not allow for it (a missing
+    overlay file is empty)."""
     base_file = charts_dir / chart / "values.yaml"
     base = _read(base_file)
     if overlay is None:
@@ -114,7 +122,7 @@ def load(chart: str, overlay: str | None = None, charts_dir: Path = CHARTS_DIR) 
     if not overlay_file.exists():
         return ChartValues(chart, base, (base_file,))
     merged = merge(base, _read(overlay_file))
-    allowed = overlay_keys(charts_dir).get(chart, {}).get(overlay)
+    allowed = (allow_list if allow_list is not None else overlay_keys(charts_dir)).get(chart, {}).get(overlay)
     if allowed is None:
         raise ConfigError(
             f"{overlay_file} exists, but {charts_dir / OVERLAY_KEYS_FILE} lists no `{overlay}` keys "
