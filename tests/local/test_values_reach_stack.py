@@ -51,6 +51,7 @@ def test_mlflow_artifact_proxy_turned_off_fails_the_artifact_expectation(tmp_pat
 
     result = run_happy_path(changed_charts(tmp_path, "mlflow", proxy_off), tmp_path, "proxy-off")
     text = result.failure_text()
+    print(text)  # the reason, for the record (pytest -rP)
     assert result.verdict == "failed", text
     mismatches = [m for run in result.runs for m in run.mismatches]
     assert mismatches, text
@@ -71,6 +72,7 @@ def test_airflow_task_timeout_in_config_fails_the_first_task(tmp_path: Path) -> 
 
     result = run_happy_path(changed_charts(tmp_path, "airflow", one_second_tasks), tmp_path, "timeout")
     text = result.failure_text()
+    print(text)  # the reason, for the record (pytest -rP)
     assert result.verdict == "error", text
     assert "task preprocess_data failed unexpectedly (try 1" in text, text
     assert "AirflowTaskTimeout" in text, text
