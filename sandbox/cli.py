@@ -12,7 +12,6 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
@@ -90,8 +89,9 @@ def _endpoints_table(backend: Backend) -> Table:
     table.add_row("Airflow UI / API", ep.airflow_url)
     table.add_row("MLflow UI", ep.mlflow_url)
     table.add_row("S3", f"{ep.s3_url}  (buckets: {ep.data_bucket}, {ep.artifacts_bucket})")
-    if ep.postgres_port:
-        table.add_row("Postgres", f"{ep.postgres_host}:{ep.postgres_port}  (databases airflow, mlflow)")
+    postgres = getattr(backend, "postgres_address", None)  # the local backend's own database
+    if postgres:
+        table.add_row("Postgres", f"{postgres[0]}:{postgres[1]}  (databases airflow, mlflow)")
     if ep.credentials_file:
         user = backend.credentials.airflow_username
         table.add_row("credentials", f"{ep.credentials_file} (mode 0600; Airflow user {user!r})")
@@ -146,15 +146,15 @@ def _cmd_logs(args: argparse.Namespace) -> int:
             "Use `sandbox status` and the diagnostics bundle instead.",
         )
     from sandbox.backends.local.backend import SERVICES
-    from sandbox.backends.local.process import log_tail, redact
+    from sandbox.backends.local.process import log_tail
 
     names = [args.service] if args.service else list(SERVICES)
     files = {name: logs_path(name) for name in names}
-    secrets = backend.credentials.secrets() if Path(backend.endpoints.credentials_file or "").exists() else []
+    redact = backend.secrets.redactor()  # type: ignore[attr-defined]  # logs_path: the local backend
     for name, path in files.items():
         if len(files) > 1:
             console.rule(name)
-        console.print(log_tail(path, args.lines, secrets), markup=False, highlight=False)
+        console.print(redact(log_tail(path, args.lines)), markup=False, highlight=False)
     if not args.follow:
         return 0
     offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in files.items()}
@@ -169,7 +169,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                     offsets[name] = handle.tell()
                 if chunk:
                     prefix = f"{name} | " if len(files) > 1 else ""
-                    for line in redact(chunk.decode("utf-8", "replace"), secrets).splitlines():
+                    for line in redact(chunk.decode("utf-8", "replace")).splitlines():
                         console.print(prefix + line, markup=False, highlight=False)
             time.sleep(0.5)
     except KeyboardInterrupt:
