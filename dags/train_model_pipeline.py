@@ -1,8 +1,8 @@
 """train_model_pipeline: preprocess_data >> train_model >> evaluate_and_register, daily at 02:00.
 
 Each step runs the job image's ``python -m mlops_jobs <step>``: as a ``KubernetesPodOperator`` in
-production, or as a local subprocess when the deployment sets ``MLOPS_TASK_RUNTIME=local`` (the
-sandbox's local backend). Deployment config is read at parse time (docs/architecture.md).
+production, or as a local subprocess when the deployment sets ``MLOPS_TASK_RUNTIME=local`` (Airflow
+without Kubernetes). Deployment config is read at parse time (docs/architecture.md).
 
 ``dataset`` is a free string rather than a Param enum on purpose: the job validates it, so an unknown
 name fails ``preprocess_data`` with the list of valid datasets in the task log (a scenario checks

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from sandbox import backend_options
 from sandbox.config import load_settings
-from sandbox.errors import ConfigError, SandboxError, ServiceError
+from sandbox.errors import ConfigError, SandboxError
 from sandbox.stack import Backend, backend_names, get_backend
 
 # soft_wrap: a message is never broken into lines at the console width (a path or URL cut in two).
@@ -126,8 +126,9 @@ def _endpoint_rows(backend: Backend) -> list[tuple[str, str]]:
         ("MLflow UI", ep.mlflow_url),
         ("S3", f"{ep.s3_url}  (buckets: {ep.data_bucket}, {ep.artifacts_bucket})"),
     ]
-    if ep.postgres_port:
-        rows.append(("Postgres", f"{ep.postgres_host}:{ep.postgres_port}  (databases airflow, mlflow)"))
+    postgres = getattr(backend, "postgres_address", None)  # the local backend's own database
+    if postgres:
+        rows.append(("Postgres", f"{postgres[0]}:{postgres[1]}  (databases airflow, mlflow)"))
     if ep.credentials_file:
         user = backend.credentials.airflow_username
         rows.append(("credentials", f"{ep.credentials_file} (mode 0600; Airflow user {user!r})"))
@@ -201,21 +202,18 @@ def _cmd_logs(args: argparse.Namespace) -> int:
             "Use `sandbox status` and the diagnostics bundle instead.",
         )
     from sandbox.backends.local.backend import SERVICES
-    from sandbox.backends.local.process import log_tail, redact
+    from sandbox.backends.local.process import log_tail
 
     names = [args.service] if args.service else list(SERVICES)
     files = {name: logs_path(name) for name in names}
     if _missing(backend):
         return NO_SUCH_SANDBOX
-    try:
-        secrets = backend.credentials.secrets()
-    except ServiceError:  # no credentials file: the sandbox never generated any secret to mask
-        secrets = []
+    redact = backend.secrets.redactor()  # type: ignore[attr-defined]  # logs_path: the local backend
     # Raw writes: a console would wrap long lines (at 80 columns when piped) and cut URLs in two.
     for name, path in files.items():
         if len(files) > 1:
             _out(f"==> {name} <==")
-        _out(log_tail(path, args.lines, secrets))
+        _out(redact(log_tail(path, args.lines)))
     if not args.follow:
         return 0
     offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in files.items()}
@@ -230,7 +228,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                     offsets[name] = handle.tell()
                 if chunk:
                     prefix = f"{name} | " if len(files) > 1 else ""
-                    for line in redact(chunk.decode("utf-8", "replace"), secrets).splitlines():
+                    for line in redact(chunk.decode("utf-8", "replace")).splitlines():
                         _out(prefix + line)
             time.sleep(0.5)
     except KeyboardInterrupt:

@@ -12,6 +12,11 @@ from sandbox.errors import ServiceError
 LOOPBACK = "127.0.0.1"
 
 
+def http_url(port: int, host: str = LOOPBACK) -> str:
+    """A service's base URL (every sandbox service speaks plain HTTP on loopback)."""
+    return f"http://{host}:{port}"
+
+
 def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     """``count`` distinct ports that are free right now.
 

@@ -247,8 +247,6 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailed):
-            from sandbox.report import redact
-
             exc = excinfo.value
             text = (
                 f"scenario {self.loaded.scenario.name!r} ({self.loaded.display_path}) {exc.result.verdict}:\n"
@@ -257,7 +255,7 @@ class ScenarioItem(pytest.Item):
             if exc.bundle:
                 text += f"\ndiagnostics bundle: {exc.bundle}"
             platform = _session(self.config).platform
-            return redact(text, platform.secrets() if platform else [])
+            return platform.redact(text) if platform else text
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -349,12 +347,9 @@ def run_dag(sandbox_stack: Platform, request: pytest.FixtureRequest) -> Callable
         spec = RunSpec(conf=conf, faults=[Fault.model_validate(f) for f in faults or []])
         runner.ensure_dag(dag, time.monotonic() + 90)
         dag_run_id = f"sbx__pytest__{token}__1"
-        faults_mod.arm(sandbox_stack.faults_file, dag_run_id, spec.faults)
-        try:
+        with faults_mod.armed(sandbox_stack.airflow, dag_run_id, spec.faults):
             # Python tests assert on the observation themselves: no failure ends the wait early.
             runner.trigger_and_wait(dag, dag_run_id, conf, spec, Expect(), timeout, fail_fast=False)
-        finally:
-            faults_mod.disarm(sandbox_stack.faults_file, dag_run_id)
         return runner.observe(dag, dag_run_id, conf["experiment_name"], conf["model_name"], None)
 
     return _run

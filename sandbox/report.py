@@ -17,17 +17,13 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox import paths
+from sandbox.redaction import redact
 
 if TYPE_CHECKING:
     from sandbox.scenarios.runner import Platform, ScenarioResult
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Replace every secret value (6+ characters; shorter ones would mangle ordinary text)."""
-    for value in sorted(set(secrets), key=len, reverse=True):
-        if value and len(value) >= 6:
-            text = text.replace(value, "***")
-    return text
+__all__ = ["redact"]  # re-exported: the one rule lives in sandbox.redaction
 
 
 # --- live progress ------------------------------------------------------------------------------
@@ -197,15 +193,14 @@ def _best_effort(errors: list[str], what: str) -> Iterator[None]:
 
 def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) -> Path:
     """A failed scenario's bundle: its verdict, observations, task logs per try, MLflow state,
-    S3 listing, and the backend's own service logs. Returns the bundle folder."""
-    secrets = platform.secrets()
+    S3 listing, and the backend's own service logs (which it redacts itself). Returns the bundle folder."""
     dest.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []
 
     def write(rel: str, text: str) -> None:
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(redact(text, secrets))
+        path.write_text(platform.redact(text))
 
     write("verdict.txt", f"{result.verdict}\n\n{result.failure_text()}\n")
     write(
@@ -261,7 +256,4 @@ def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) ->
 
 def _dag_run_ids(platform: Platform, dag_id: str, result: ScenarioResult) -> list[str]:
     token = result.experiment_name.rsplit("-", 1)[-1]
-    resp = platform.airflow._call(
-        platform.airflow.dag_runs.get_dag_runs, dag_id, limit=50, order_by=["-run_after"]
-    )
-    return [r.dag_run_id for r in resp.dag_runs if f"__{token}__" in r.dag_run_id]
+    return platform.airflow.dag_run_ids(dag_id, containing=f"__{token}__")

@@ -9,14 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from sandbox.errors import ConfigError
+
+# What a backend offers scenarios beyond the basics: armed task faults (the sandbox's cluster
+# policy is loaded), an NVIDIA GPU for the train step, task pods on a real Kubernetes API.
+Capability = Literal["faults", "gpu", "kubernetes"]
 
 
 @dataclass(frozen=True)
 class Credentials:
-    """Secrets generated per sandbox. Never printed: see ``secrets()`` for redaction."""
+    """Secrets generated per sandbox (``sandbox.secrets``). Never printed: see ``secrets()``."""
 
     airflow_username: str
     airflow_password: str
@@ -24,28 +28,38 @@ class Credentials:
     s3_secret_key: str
     postgres_user: str = "sandbox"
     postgres_password: str = ""
+    # Every generated value output must mask (passwords, keys, JWT/API/fernet secrets).
+    redacted: tuple[str, ...] = ()
 
     def secrets(self) -> list[str]:
         """Values a report or log must never show."""
-        return [v for v in (self.airflow_password, self.s3_secret_key, self.postgres_password) if v]
+        values = {*self.redacted, self.airflow_password, self.s3_secret_key, self.postgres_password}
+        return sorted(v for v in values if v)
 
 
 @dataclass(frozen=True)
 class Endpoints:
-    """How the harness reaches a running platform (all loopback on both backends)."""
+    """How the harness reaches a running platform: what every backend provides (loopback URLs)."""
 
     airflow_url: str
     mlflow_url: str
     s3_url: str
     data_bucket: str
-    artifacts_bucket: str
-    postgres_host: str = "127.0.0.1"
-    postgres_port: int = 0
+    # MLflow's ``--artifacts-destination`` (``s3://bucket[/prefix]``): where proxied artifacts land.
+    artifacts_destination: str
     credentials_file: Path | None = None
-    # Where the harness arms faults for the local task runtime (None where faults are unsupported).
-    faults_file: Path | None = None
     # The sandbox's state folder (logs, generated secrets); None when a backend keeps none.
     state_dir: Path | None = None
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self.artifacts_destination.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def artifacts_prefix(self) -> str:
+        """The key prefix under the bucket ('' or ending in '/')."""
+        rest = self.artifacts_destination.removeprefix("s3://").partition("/")[2].strip("/")
+        return f"{rest}/" if rest else ""
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,7 @@ class Backend(Protocol):
     @property
     def credentials(self) -> Credentials: ...
 
-    def capabilities(self) -> set[str]:
+    def capabilities(self) -> frozenset[Capability]:
         """What scenarios may need from this backend, e.g. ``{"faults", "gpu"}``."""
         ...
 

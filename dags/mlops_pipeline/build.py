@@ -21,7 +21,14 @@ def build_task(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperato
         from mlops_pipeline.operators import LocalJobOperator
 
         return LocalJobOperator(
-            task_id=step.task_id, args=step.args, env=step.env, do_xcom_push=step.xcom, **kwargs
+            task_id=step.task_id,
+            args=step.args,
+            env=step.env,
+            do_xcom_push=step.xcom,
+            platform_configmap=deployment.platform_configmap,
+            platform_secret=deployment.platform_secret,
+            secret_keys=PLATFORM_SECRETS,
+            **kwargs,
         )
     return build_pod_operator(step, deployment, **kwargs)
 

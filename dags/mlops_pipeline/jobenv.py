@@ -1,20 +1,72 @@
-"""The environment a local job gets: what a pod would get, and none of the worker's Airflow secrets.
+"""The environment of a job outside Kubernetes: exactly what its pod would get, and nothing else.
 
-Pure (no Airflow import), like ``faults``, so it is testable on its own.
+A pod gets the platform ConfigMap (``envFrom``), the keys it references in the platform Secret
+(``secretKeyRef``), the step's own env, and the image's process environment. Outside a cluster the
+deployment puts the ConfigMap and the Secret as JSON files under ``$MLOPS_LOCAL_PLATFORM_DIR``
+(``configmaps/<name>.json``, ``secrets/<name>.json``): the stand-in for the Kubernetes API.
+
+Pure (no Airflow import), so it is testable on its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
-# Airflow's own config (DB URL with its password, fernet key, JWT secret), connections and
-# variables: a pod never sees them, so a local job must not either.
-WORKER_ONLY_PREFIXES = ("AIRFLOW__", "AIRFLOW_CONN_", "AIRFLOW_VAR_", "_AIRFLOW")
+LOCAL_PLATFORM_DIR_ENV = "MLOPS_LOCAL_PLATFORM_DIR"
+XCOM_PATH_ENV = "MLOPS_XCOM_PATH"
+# What the job image and the OS give a container's process, taken from the worker: the interpreter's
+# PATH, HOME, locale and temp dir, the job code's location (the image's PYTHONPATH=/opt/mlops) and
+# unbuffered output (the image's PYTHONUNBUFFERED=1). Nothing else of the worker reaches a job.
+PROCESS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "PYTHONUNBUFFERED")
 
 
-def local_job_env(worker: Mapping[str, str], step: Mapping[str, object], xcom_path: str) -> dict[str, str]:
-    """Worker env (platform values, PATH, PYTHONPATH) minus Airflow's, plus the step's rendered env."""
-    env = {k: v for k, v in worker.items() if not k.startswith(WORKER_ONLY_PREFIXES)}
+class PlatformObjectError(Exception):
+    """The platform ConfigMap or Secret is missing or lacks a key (a pod would not start either)."""
+
+
+def _read(path: Path, what: str) -> dict[str, str]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PlatformObjectError(f"cannot read the platform {what} {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise PlatformObjectError(f"the platform {what} {path} is not a JSON object")
+    return {str(k): str(v) for k, v in data.items()}
+
+
+def read_platform_objects(
+    folder: str | None, configmap: str, secret: str
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The data of the ConfigMap and the Secret named in the deployment config."""
+    if not folder:
+        raise PlatformObjectError(
+            f"{LOCAL_PLATFORM_DIR_ENV} is not set: outside Kubernetes the deployment provides the platform "
+            "ConfigMap and Secret as files there (docs/architecture.md)"
+        )
+    root = Path(folder)
+    return _read(root / "configmaps" / f"{configmap}.json", "ConfigMap"), _read(
+        root / "secrets" / f"{secret}.json", "Secret"
+    )
+
+
+def local_job_env(
+    worker: Mapping[str, str],
+    step: Mapping[str, object],
+    xcom_path: str,
+    *,
+    configmap: Mapping[str, str],
+    secret: Mapping[str, str],
+    secret_keys: Sequence[str],
+) -> dict[str, str]:
+    """The job's environment, precedence as in a pod: ``envFrom`` < ``env`` (secret refs, step env)."""
+    env = {k: worker[k] for k in PROCESS_ENV if k in worker}
+    env.update(configmap)
+    for key in secret_keys:
+        if key not in secret:
+            raise PlatformObjectError(f"the platform Secret has no key {key!r} (a pod would not start)")
+        env[key] = secret[key]
     env.update({k: str(v) for k, v in step.items()})
-    env["MLOPS_XCOM_PATH"] = xcom_path
+    env[XCOM_PATH_ENV] = xcom_path
     return env

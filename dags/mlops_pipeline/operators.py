@@ -1,8 +1,8 @@
 """``LocalJobOperator``: the local runtime's stand-in for ``KubernetesPodOperator``.
 
-It runs the step's job command (``python -m mlops_jobs <step>``) with the same env a pod would get,
-the platform values coming from the worker's own environment, and hands the job's XCom file back
-as the task's return value, as the KPO xcom sidecar does.
+It runs the step's job command (``python -m mlops_jobs <step>``) with the env a pod would get (the
+platform ConfigMap and Secret from ``$MLOPS_LOCAL_PLATFORM_DIR``, the step's env; see ``jobenv``)
+and hands the job's XCom file back as the task's return value, as the KPO xcom sidecar does.
 """
 
 from __future__ import annotations
@@ -20,8 +20,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException
 
-from mlops_pipeline.faults import FAULTS_FILE_ENV, armed_fault
-from mlops_pipeline.jobenv import local_job_env
+from mlops_pipeline.jobenv import (
+    LOCAL_PLATFORM_DIR_ENV,
+    PlatformObjectError,
+    local_job_env,
+    read_platform_objects,
+)
 
 
 class LocalJobOperator(BaseOperator):
@@ -30,21 +34,41 @@ class LocalJobOperator(BaseOperator):
     template_fields: Sequence[str] = ("env",)
     ui_color = "#d9f0e3"
 
-    def __init__(self, *, args: Sequence[str], env: Mapping[str, str], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        args: Sequence[str],
+        env: Mapping[str, str],
+        platform_configmap: str,
+        platform_secret: str,
+        secret_keys: Sequence[str],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.args = list(args)
         self.env = dict(env)
+        self.platform_configmap = platform_configmap
+        self.platform_secret = platform_secret
+        self.secret_keys = list(secret_keys)
         self._proc: subprocess.Popen[str] | None = None
 
+    def job_env(self, worker: Mapping[str, str], xcom_path: str) -> dict[str, str]:
+        """The job's environment: what its pod would get (``jobenv``), given the worker's env."""
+        try:
+            configmap, secret = read_platform_objects(
+                worker.get(LOCAL_PLATFORM_DIR_ENV), self.platform_configmap, self.platform_secret
+            )
+            return local_job_env(
+                worker, self.env, xcom_path, configmap=configmap, secret=secret, secret_keys=self.secret_keys
+            )
+        except PlatformObjectError as exc:
+            raise AirflowException(str(exc)) from exc
+
     def execute(self, context: Any) -> Any:
-        ti = context["ti"]
-        message = armed_fault(os.environ.get(FAULTS_FILE_ENV), context["run_id"], ti.task_id, ti.try_number)
-        if message is not None:
-            raise AirflowException(f"injected fault: {message}")
         command = [sys.executable, *self.args]
         with tempfile.TemporaryDirectory(prefix="mlops-xcom-") as tmp:
             xcom = Path(tmp) / "return.json"
-            env = local_job_env(os.environ, self.env, str(xcom))
+            env = self.job_env(os.environ, str(xcom))
             self.log.info("running %s", " ".join(command))
             tail: deque[str] = deque(maxlen=5)
             self._proc = subprocess.Popen(

@@ -15,9 +15,17 @@ from airflow_client.client.api.dag_run_api import DagRunApi
 from airflow_client.client.api.import_error_api import ImportErrorApi
 from airflow_client.client.api.task_api import TaskApi
 from airflow_client.client.api.task_instance_api import TaskInstanceApi
-from airflow_client.client.exceptions import ApiException, NotFoundException, UnauthorizedException
+from airflow_client.client.api.variable_api import VariableApi
+from airflow_client.client.exceptions import (
+    ApiException,
+    ConflictException,
+    NotFoundException,
+    UnauthorizedException,
+)
 from airflow_client.client.models.dag_patch_body import DAGPatchBody
+from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
 from airflow_client.client.models.trigger_dag_run_post_body import TriggerDAGRunPostBody
+from airflow_client.client.models.variable_body import VariableBody
 
 from sandbox.errors import ServiceError
 
@@ -57,6 +65,7 @@ class AirflowClient:
         self.task_instances = TaskInstanceApi(self._api)
         self.tasks = TaskApi(self._api)
         self.import_errors_api = ImportErrorApi(self._api)
+        self.variables = VariableApi(self._api)
 
     # --- auth -----------------------------------------------------------------------------------
 
@@ -112,6 +121,34 @@ class AirflowClient:
     def trigger(self, dag_id: str, dag_run_id: str, conf: dict[str, Any]) -> None:
         body = TriggerDAGRunPostBody(dag_run_id=dag_run_id, conf=conf, logical_date=None)
         self._call(self.dag_runs.trigger_dag_run, dag_id, body)
+
+    def mark_dag_run_failed(self, dag_id: str, dag_run_id: str) -> None:
+        """Set a DAG run's state to failed (its running tries are stopped, no retry follows)."""
+        body = DAGRunPatchBody(state="failed")
+        self._call(self.dag_runs.patch_dag_run, dag_id, dag_run_id, body, update_mask=["state"])
+
+    def dag_run_ids(self, dag_id: str, containing: str = "", limit: int = 50) -> list[str]:
+        """Ids of the DAG's most recent runs whose id contains ``containing``, newest first."""
+        resp = self._call(
+            self.dag_runs.get_dag_runs, dag_id, limit=limit, order_by=["-run_after"],
+            run_id_pattern=containing or None,
+        )  # fmt: skip
+        return [r.dag_run_id for r in resp.dag_runs if containing in r.dag_run_id]
+
+    def set_variable(self, key: str, value: str, description: str = "") -> None:
+        """Create or replace an Airflow Variable."""
+        body = VariableBody(key=key, value=value, description=description or None)
+        try:
+            self._call(self.variables.post_variable, body)
+        except ConflictException:
+            self._call(self.variables.patch_variable, key, body)
+
+    def delete_variable(self, key: str) -> None:
+        """Delete an Airflow Variable (nothing happens when it does not exist)."""
+        try:
+            self._call(self.variables.delete_variable, key)
+        except NotFoundException:
+            return
 
     def dag_run_state(self, dag_id: str, dag_run_id: str) -> str:
         return _state(self._call(self.dag_runs.get_dag_run, dag_id, dag_run_id).state) or "unknown"

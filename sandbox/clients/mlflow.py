@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -10,6 +12,9 @@ from sandbox.scenarios.observations import (
     ModelVersionObservation,
     RegistryObservation,
 )
+
+if TYPE_CHECKING:
+    from mlflow.entities.model_registry import ModelVersion
 
 # The jobs tag every MLflow run with the Airflow ids that produced it (see jobs/mlops_jobs).
 DAG_RUN_TAG = "airflow.dag_run_id"
@@ -40,9 +45,24 @@ class MlflowObserver:
                 metrics=dict(r.data.metrics),
                 params=dict(r.data.params),
                 tags={k: v for k, v in r.data.tags.items() if not k.startswith("mlflow.")},
+                artifact_uri=r.info.artifact_uri or "",
             )
             for r in runs
         ]
+
+    def _model_location(self, version: ModelVersion) -> str:
+        """Where a version's files are: its logged model's artifact location (MLflow 3: the version's
+        source is ``models:/<model id>``, and search results leave ``model_id`` empty), else its source."""
+        source = version.source or ""
+        model_id = version.model_id or ""
+        if not model_id and source.startswith("models:/m-"):
+            model_id = source.removeprefix("models:/")
+        if model_id:
+            try:
+                return self.client.get_logged_model(model_id).artifact_location
+            except MlflowException:
+                pass
+        return source
 
     def registry(self, model_name: str) -> RegistryObservation:
         """Versions (with tags and aliases) and aliases of a registered model; empty when absent."""
@@ -63,6 +83,7 @@ class MlflowObserver:
                         run_id=v.run_id,
                         tags=dict(v.tags or {}),
                         aliases=list(v.aliases or []),
+                        artifact_location=self._model_location(v),
                     )
                     for v in versions
                 ),

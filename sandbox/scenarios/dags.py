@@ -1,27 +1,33 @@
-"""A static registry of the DAGs in ``dags/``: ids, task ids and params, read with ``ast``.
+"""The DAGs in ``dags/`` as Airflow itself parses them: ids, task ids and ``Param`` schemas.
 
-Scenario files are validated against it at collection, before any stack starts, and without
-importing Airflow (seconds of imports, and not installed in the harness's own env). What cannot be
-read statically is left unknown (``None``) and then not checked here; the runner still fails fast
-with Airflow's own answer.
+Scenario files are validated against this registry at collection, before any stack starts. The
+parse runs Airflow's DagBag in the platform env (``dag_dump.py``; the harness's own env has no
+Airflow) with the local backend's deployment config, and its answer is cached by the content of the
+DAG folder, the platform env and that config, so only the first collection after a DAG change pays
+the few seconds of Airflow imports. A file that does not import lands in ``broken`` with Airflow's
+own traceback (the runner then fails fast on the same import error).
 """
 
 from __future__ import annotations
 
-import ast
-import contextlib
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sandbox import paths
+from sandbox.errors import ConfigError
 
 _PARAM_TYPES = {"number": (int, float), "integer": (int,), "string": (str,), "boolean": (bool,)}
 
 
 @dataclass
 class DagInfo:
-    """What a DAG file says about one DAG; ``tasks``/``params`` are None when not statically known."""
+    """One DAG as Airflow parsed it (``tasks``/``params`` None means unknown: not checked)."""
 
     dag_id: str
     file: Path
@@ -77,159 +83,101 @@ class ParamInfo:
         return False
 
 
-def _const(node: ast.AST | None, consts: dict[str, Any]) -> Any:
-    """A literal value, following module-level NAME = literal assignments; raises ValueError otherwise."""
-    if node is None:
-        raise ValueError("no node")
-    if isinstance(node, ast.Name) and node.id in consts:
-        return consts[node.id]
-    return ast.literal_eval(node)
-
-
-def _call_name(node: ast.Call) -> str:
-    f = node.func
-    if isinstance(f, ast.Name):
-        return f.id
-    if isinstance(f, ast.Attribute):
-        return f.attr
-    return ""
-
-
-def _kw(call: ast.Call, name: str) -> ast.expr | None:
-    return next((k.value for k in call.keywords if k.arg == name), None)
-
-
-def _parse_params(
-    node: ast.expr | None, consts: dict[str, Any], nodes: dict[str, ast.expr]
-) -> dict[str, ParamInfo] | None:
-    if isinstance(node, ast.Name):
-        node = nodes.get(node.id)
-    if not isinstance(node, ast.Dict):
-        return None
-    out: dict[str, ParamInfo] = {}
-    for key, value in zip(node.keys, node.values, strict=True):
-        try:
-            name = _const(key, consts)
-        except ValueError:
-            return None
-        info = ParamInfo(str(name))
-        if isinstance(value, ast.Call) and _call_name(value) == "Param":
-            try:
-                info.default = _const(value.args[0] if value.args else _kw(value, "default"), consts)
-            except (ValueError, IndexError):
-                info.default = None
-            try:
-                t = _const(_kw(value, "type"), consts)
-                info.types = [t] if isinstance(t, str) else list(t)
-            except ValueError:
-                info.types = []
-            for kw in value.keywords:
-                if kw.arg in (
-                    "minimum",
-                    "maximum",
-                    "exclusiveMinimum",
-                    "exclusiveMaximum",
-                    "minLength",
-                    "enum",
-                ):
-                    with contextlib.suppress(ValueError):
-                        info.schema[kw.arg] = _const(kw.value, consts)
-        else:
-            with contextlib.suppress(ValueError):
-                info.default = _const(value, consts)
-        out[info.name] = info
-    return out
-
-
 class DagRegistry(dict[str, DagInfo]):
-    """DAG id -> DagInfo, plus ``broken``: files that do not even parse (file -> error)."""
+    """DAG id -> DagInfo, plus ``broken``: files that do not import (file -> Airflow's traceback)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.broken: dict[str, str] = {}
 
 
-def _step_classes(tree: ast.Module) -> set[str]:
-    """Classes whose first field is ``task_id`` (step descriptions such as ``Step("train_model", ...)``)."""
-    out = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef):
-            fields = [s for s in node.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)]
-            if fields and isinstance(fields[0].target, ast.Name) and fields[0].target.id == "task_id":
-                out.add(node.name)
-    return out
+DUMP_SCRIPT = Path(__file__).with_name("dag_dump.py")
+PARSE_TIMEOUT_S = 180.0
 
 
-def scan_file(
-    path: Path, tree: ast.Module, step_classes: set[str] = frozenset()
-) -> tuple[list[DagInfo], list[str]]:
-    """DAGs defined in one file (``DAG(...)``, ``with DAG(...)``, ``@dag``) and the task ids it names."""
-    consts: dict[str, Any] = {}
-    nodes: dict[str, ast.expr] = {}
-    for stmt in tree.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            nodes[stmt.targets[0].id] = stmt.value
-            with contextlib.suppress(ValueError):
-                consts[stmt.targets[0].id] = ast.literal_eval(stmt.value)
-    dags: list[DagInfo] = []
-    task_ids: list[str] = []
-    for node in ast.walk(tree):
-        if not isinstance(node, ast.Call):
-            continue
-        name = _call_name(node)
-        if name in ("DAG", "dag"):
-            try:
-                dag_id = _const(node.args[0] if node.args else _kw(node, "dag_id"), consts)
-            except (ValueError, IndexError):
-                continue
-            if isinstance(dag_id, str):
-                dags.append(DagInfo(dag_id, path, params=_parse_params(_kw(node, "params"), consts, nodes)))
-        tid = _kw(node, "task_id")
-        if tid is None and name in step_classes and node.args:
-            tid = node.args[0]
-        if tid is not None:
-            try:
-                value = _const(tid, consts)
-            except ValueError:
-                continue
-            if isinstance(value, str) and value not in task_ids:
-                task_ids.append(value)
-    return dags, task_ids
+def parse_environment() -> dict[str, str]:
+    """The deployment config the local backend's Airflow parses the DAGs with (charts + local overlay)."""
+    from sandbox.backends.local.airflow import TASK_RUNTIME
+    from sandbox.platform.config import load_platform_config
+
+    airflow = load_platform_config("local").airflow
+    return {**airflow.config_env(), **airflow.deployment_env(), "MLOPS_TASK_RUNTIME": TASK_RUNTIME}
 
 
-def scan(dags_dir: Path | None = None) -> DagRegistry:
-    """All statically readable DAGs under ``dags_dir`` (default: the project's ``dags/``).
+def _digest(root: Path, env_dir: Path, environment: Mapping[str, str]) -> str:
+    digest = hashlib.sha256(f"{env_dir.name}\0{DUMP_SCRIPT.read_bytes().hex()}\0".encode())
+    digest.update(json.dumps(dict(environment), sort_keys=True).encode())
+    for file in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(f"\0{file.relative_to(root)}\0".encode() + file.read_bytes())
+    return digest.hexdigest()[:24]
 
-    Task ids come from ``task_id="..."`` and from step descriptions in helper modules; they are
-    attributed to a DAG when the folder defines one DAG, or when its own file names them.
-    """
-    root = dags_dir or paths.DAGS_DIR
+
+def _run_dump(root: Path, env_dir: Path, environment: Mapping[str, str], out: Path) -> None:
+    home = paths.cache_root() / "dag-registry" / "airflow-home"
+    home.mkdir(parents=True, exist_ok=True)
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ")
+    env = {
+        **{k: os.environ[k] for k in keep if k in os.environ},
+        **environment,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    scale = float(os.environ.get("MLOPS_SANDBOX_TIMEOUT_SCALE", "1") or 1)
+    argv = [str(env_dir / "bin" / "python"), str(DUMP_SCRIPT), str(root), str(out)]
+    try:
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, text=True, timeout=PARSE_TIMEOUT_S * scale, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise ConfigError(
+            f"Airflow did not finish parsing the DAGs in {root} within {PARSE_TIMEOUT_S * scale:.0f}s.",
+            "Look for slow top-level code in the DAG files; on a slow machine set "
+            "MLOPS_SANDBOX_TIMEOUT_SCALE=2.",
+        ) from exc
+    if proc.returncode != 0 or not out.exists():
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+        raise ConfigError(
+            f"Parsing the DAGs in {root} with Airflow failed (exit {proc.returncode}).",
+            "Read Airflow's output below; the platform env may be damaged (delete it to rebuild it).",
+            detail=tail,
+        )
+
+
+def _registry(root: Path, data: dict[str, Any]) -> DagRegistry:
     out = DagRegistry()
-    if not root.is_dir():
-        return out
-    trees: dict[Path, ast.Module] = {}
-    for file in sorted(root.rglob("*.py")):
-        if "__pycache__" in file.parts:
-            continue
-        try:
-            trees[file] = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
-        except (SyntaxError, UnicodeDecodeError, OSError) as exc:
-            out.broken[str(file)] = f"{type(exc).__name__}: {exc}"
-    step_classes: set[str] = set()
-    for tree in trees.values():
-        step_classes |= _step_classes(tree)
-    all_tasks: list[str] = []
-    per_file: list[tuple[list[DagInfo], list[str]]] = []
-    for file, tree in trees.items():
-        dags, tasks = scan_file(file, tree, step_classes)
-        per_file.append((dags, tasks))
-        all_tasks += [t for t in tasks if t not in all_tasks]
-    total = sum(len(d) for d, _ in per_file)
-    for dags, tasks in per_file:
-        for info in dags:
-            if total == 1:
-                info.tasks = all_tasks or None
-            elif len(dags) == 1 and tasks:
-                info.tasks = tasks
-            out.setdefault(info.dag_id, info)
+    out.broken = {str(root / f): trace for f, trace in data.get("import_errors", {}).items()}
+    for dag_id, info in data.get("dags", {}).items():
+        params: dict[str, ParamInfo] = {}
+        for name, p in info.get("params", {}).items():
+            schema = p.get("schema") or {}
+            kind = schema.get("type")
+            types = [kind] if isinstance(kind, str) else list(kind or [])
+            params[name] = ParamInfo(name, p.get("default"), types, dict(schema))
+        out[dag_id] = DagInfo(dag_id, root / info["file"], list(info.get("tasks", [])), params)
     return out
+
+
+def scan(dags_dir: Path | None = None, *, environment: Mapping[str, str] | None = None) -> DagRegistry:
+    """Every DAG under ``dags_dir`` (default: the project's ``dags/``), parsed by Airflow (cached)."""
+    from sandbox.envs import ensure_platform_env
+
+    root = (dags_dir or paths.DAGS_DIR).resolve()
+    if not root.is_dir():
+        return DagRegistry()
+    env_dir = ensure_platform_env()
+    environment = parse_environment() if environment is None else dict(environment)
+    cache = paths.cache_root() / "dag-registry" / f"{_digest(root, env_dir, environment)}.json"
+    try:
+        return _registry(root, json.loads(cache.read_text()))
+    except (OSError, ValueError, KeyError):
+        pass
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    try:
+        _run_dump(root, env_dir, environment, tmp)
+        data = json.loads(tmp.read_text())
+        tmp.replace(cache)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return _registry(root, data)

@@ -258,6 +258,8 @@ def check(expect: Expect, obs: RunObservation, prefix: str = "expect") -> list[M
             cmp(f"mlflow.tags.{name}", c, tags.get(name))
         if m.registry is not None:
             out.extend(_check_registry(m.registry, obs, f"{prefix}.mlflow.registry"))
+        if m.artifacts is not None:
+            out.extend(_check_artifacts(m.artifacts, obs, f"{prefix}.mlflow.artifacts"))
 
     if expect.s3 is not None:
         present = set(obs.s3_objects)
@@ -312,4 +314,39 @@ def _check_registry(reg: Any, obs: RunObservation, path: str) -> list[Mismatch]:
                             f"{path}.version_tags.{tag}", str(c), f"{_show(got)} (version {version.version})"
                         )
                     )
+    return out
+
+
+PROXIED_SCHEME = "mlflow-artifacts:"
+
+
+def _check_artifacts(exp: Any, obs: RunObservation, path: str) -> list[Mismatch]:
+    out: list[Mismatch] = []
+    own = obs.own_versions()
+    if exp.proxied is not None:
+        want = "proxied by the tracking server (mlflow-artifacts:/...)" if exp.proxied else "not proxied"
+        locations = [(f"run {r.run_id}", r.artifact_uri) for r in obs.mlflow_runs]
+        locations += [(f"model version {v.version}", v.artifact_location) for v in own]
+        if not obs.mlflow_runs:
+            out.append(Mismatch(f"{path}.proxied", want, "no MLflow run logged by this DAG run"))
+        for what, uri in locations:
+            if uri.startswith(PROXIED_SCHEME) != exp.proxied:
+                out.append(Mismatch(f"{path}.proxied", f"{what} {want}", f"{what} at {uri or 'no location'}"))
+    if exp.model_files:
+        if not own:
+            out.append(Mismatch(f"{path}.model_files", "files of this run's model version",
+                                "no version registered by this run"))  # fmt: skip
+            return out
+        version = max(own, key=lambda v: v.version)
+        where = f"version {version.version} at {version.artifact_location or 'no location'}"
+        if version.artifact_files is None:
+            out.append(Mismatch(f"{path}.model_files", "the model's files in the artifact bucket",
+                                f"{where}, which is not in the artifact bucket"))  # fmt: skip
+            return out
+        found = set(version.artifact_files)
+        for name in exp.model_files:
+            if name not in found:
+                listing = ", ".join(sorted(found)[:10]) or "nothing"
+                out.append(Mismatch(f"{path}.model_files", f"{name!r} in the artifact bucket",
+                                    f"missing under {where} (found: {listing})"))  # fmt: skip
     return out

@@ -177,6 +177,20 @@ class RegistryExpect(_Model):
     )
 
 
+class ArtifactsExpect(_Model):
+    """Where this DAG run's artifacts went: the tracking server's proxy and the artifact bucket."""
+
+    proxied: bool | None = _optional(
+        "true: every MLflow run's artifact_uri and the registered model's location are served "
+        "by the tracking server's proxy (mlflow-artifacts:/...); false: none of them is.",
+    )
+    model_files: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list,
+        description="Files of the version this run registered that must be in the artifact bucket, relative "
+        "to the model's artifact location (e.g. MLmodel).",
+    )
+
+
 class MlflowExpect(_Model):
     """The MLflow runs this DAG run logged (found by their Airflow dag_run_id tag)."""
 
@@ -185,6 +199,7 @@ class MlflowExpect(_Model):
     params: dict[str, ValueComparison] = Field(default_factory=dict)
     tags: dict[str, ValueComparison] = Field(default_factory=dict)
     registry: RegistryExpect | None = _optional()
+    artifacts: ArtifactsExpect | None = _optional()
 
 
 class S3Expect(_Model):

@@ -36,6 +36,7 @@ class MlflowRunObservation:
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    artifact_uri: str = ""
 
 
 @dataclass
@@ -44,6 +45,11 @@ class ModelVersionObservation:
     run_id: str | None
     tags: dict[str, str] = field(default_factory=dict)
     aliases: list[str] = field(default_factory=list)
+    # Where the model's files live (``mlflow-artifacts:/...`` when the server proxies artifacts).
+    artifact_location: str = ""
+    # Files found under that location in the artifact bucket (relative to it); None when the location
+    # is not in the bucket at all, or was not looked up.
+    artifact_files: list[str] | None = None
 
 
 @dataclass

@@ -21,6 +21,7 @@ from sandbox import paths
 from sandbox.clients.airflow import AirflowClient
 from sandbox.clients.mlflow import MlflowObserver
 from sandbox.clients.s3 import S3Client
+from sandbox.redaction import Redactor
 from sandbox.scenarios import faults as faults_mod
 from sandbox.scenarios.expectations import Mismatch, check
 from sandbox.scenarios.model import Expect, RunSpec, Scenario
@@ -94,7 +95,7 @@ class ScenarioResult:
 
 
 class Platform:
-    """A running stack's clients (Airflow REST, MLflow, S3) plus what the runner caches per session."""
+    """A running stack's clients (Airflow REST, MLflow, S3), its redaction, and what the runner caches."""
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
@@ -105,17 +106,33 @@ class Platform:
         self.mlflow = MlflowObserver(ep.mlflow_url)
         self.s3 = S3Client(ep.s3_url, creds.s3_access_key, creds.s3_secret_key)
         self.data_bucket = ep.data_bucket
-        faults_file = getattr(ep, "faults_file", None)
-        self.faults_file = (
-            Path(faults_file) if faults_file else paths.sandbox_dir(backend.sandbox_name) / "faults.json"
-        )
+        # Read once, here: a report written later never depends on re-reading the secrets.
+        self.redact = Redactor(creds.secrets())
         self._unpaused: set[str] = set()
 
     def secrets(self) -> list[str]:
-        try:
-            return self.backend.credentials.secrets()
-        except Exception:
-            return []
+        """Every value output must mask."""
+        return list(self.redact.secrets)
+
+    def unpause_once(self, dag_id: str, paused: bool) -> None:
+        """Unpause the DAG the first time this session uses it (when it is paused)."""
+        if dag_id not in self._unpaused:
+            if paused:
+                self.airflow.unpause(dag_id)
+            self._unpaused.add(dag_id)
+
+    def artifact_files(self, location: str) -> list[str] | None:
+        """Files under an MLflow artifact location found in the artifact bucket (relative to the
+        location); None when the location is not in that bucket."""
+        ep = self.endpoints
+        if location.startswith("mlflow-artifacts:"):
+            path = location.removeprefix("mlflow-artifacts:").lstrip("/")
+            prefix = ep.artifacts_prefix + path
+        elif location.startswith(f"s3://{ep.artifacts_bucket}/"):
+            prefix = location.removeprefix(f"s3://{ep.artifacts_bucket}/")
+        else:
+            return None
+        return self.s3.list_keys(ep.artifacts_bucket, prefix.rstrip("/") + "/")
 
 
 def _slug(text: str, limit: int = 40) -> str:
@@ -173,10 +190,7 @@ class Runner:
                 )
             self.progress(f"waiting for Airflow to parse DAG {dag_id}")
             time.sleep(POLL_S * 2)
-        if dag_id not in self.p._unpaused:
-            if getattr(dag, "is_paused", True):
-                self.p.airflow.unpause(dag_id)
-            self.p._unpaused.add(dag_id)
+        self.p.unpause_once(dag_id, bool(getattr(dag, "is_paused", True)))
 
     def _check_task_ids(self, dag_id: str, plan: list[RunSpec]) -> None:
         """The live DAG's task ids vs. those the scenario names (the static check may not know them)."""
@@ -265,17 +279,9 @@ class Runner:
 
     def _stop(self, dag_id: str, dag_run_id: str) -> None:
         """Mark an abandoned DAG run failed so its retries do not hold the DAG's only active slot."""
-        from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
-
         # Best effort: the scenario's verdict is already decided.
         with contextlib.suppress(Exception):
-            self.p.airflow._call(
-                self.p.airflow.dag_runs.patch_dag_run,
-                dag_id,
-                dag_run_id,
-                DAGRunPatchBody(state="failed"),
-                update_mask=["state"],
-            )
+            self.p.airflow.mark_dag_run_failed(dag_id, dag_run_id)
 
     def observe(
         self, dag_id: str, dag_run_id: str, experiment: str, model: str, log_tasks: set[str] | None
@@ -315,6 +321,8 @@ class Runner:
             )
         obs.mlflow_runs = self.p.mlflow.runs_of(experiment, dag_run_id)
         obs.registry = self.p.mlflow.registry(model)
+        for version in obs.own_versions():
+            version.artifact_files = self.p.artifact_files(version.artifact_location)
         obs.s3_objects = self.p.s3.list_keys(self.p.data_bucket, f"runs/{dag_run_id}/")
         return obs
 
@@ -338,14 +346,11 @@ class Runner:
                 dag_run_id = f"sbx__{slug}__{token}__{i + 1}"
                 conf = {**spec.conf, "experiment_name": experiment, "model_name": model}
                 t0 = time.monotonic()
-                faults_mod.arm(self.p.faults_file, dag_run_id, spec.faults)
-                try:
+                with faults_mod.armed(self.p.airflow, dag_run_id, spec.faults):
                     self.progress(f"{label}triggered {dag_run_id}")
                     self.trigger_and_wait(
                         scenario.dag, dag_run_id, conf, spec, anticipate, scenario.timeout, label
                     )
-                finally:
-                    faults_mod.disarm(self.p.faults_file, dag_run_id)
                 log_tasks = set(spec.expect.log_contains)
                 obs = self.observe(scenario.dag, dag_run_id, experiment, model, log_tasks)
                 obs.wall_seconds = time.monotonic() - t0

@@ -84,7 +84,7 @@ AIRFLOW_KNOWN_TOP = {
     "defaultAirflowRepository", "defaultAirflowTag", "airflowVersion", "executor", "allowPodLaunching",
     "postgresql", "redis", "pgbouncer", "statsd", "data", "fernetKeySecretName", "apiSecretKeySecretName",
     "jwtSecretName", "migrateDatabaseJob", "createUserJob", "config", "securityContexts", "dags",
-    "apiServer", "scheduler", "dagProcessor", "triggerer",
+    "apiServer", "scheduler", "dagProcessor", "triggerer", "env",
 }  # fmt: skip
 
 
@@ -93,7 +93,9 @@ def test_airflow_chart_pinned_to_1_22() -> None:
     assert UPSTREAM["airflow"]["version"].startswith("1.22.")
 
 
-@pytest.mark.parametrize("name", ["values.yaml", "values-sandbox.yaml", "values-sandbox-gpu.yaml"])
+@pytest.mark.parametrize(
+    "name", ["values.yaml", "values-sandbox.yaml", "values-sandbox-gpu.yaml", "values-local.yaml"]
+)
 def test_airflow_values_use_known_keys(name: str) -> None:
     values = _load(CHARTS_DIR / "airflow" / name)
     assert set(values) <= AIRFLOW_KNOWN_TOP, set(values) - AIRFLOW_KNOWN_TOP

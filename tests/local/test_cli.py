@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from sandbox.backends.local.backend import SERVICES, LocalBackend
-from sandbox.backends.local.state import SandboxState
 
 LONG_LINE = (
     'INFO 127.0.0.1:53422 - "GET /api/2.0/mlflow/experiments/search?max_results=1&filter=name%20LIKE'
@@ -44,9 +43,10 @@ def test_status_of_a_sandbox_that_does_not_exist_says_so(tmp_path: Path) -> None
 
 def test_logs_are_written_whole_and_masked_when_piped(tmp_path: Path) -> None:
     """A 160-character line with a URL is one line of output (a console wrapped it at 80 columns)."""
-    secrets = SandboxState("piped", tmp_path).load_or_create_secrets()  # what `up` writes first
-    password = secrets["AIRFLOW_PASSWORD"]
-    log = LocalBackend("piped", state_root=tmp_path).logs_path("mlflow")
+    backend = LocalBackend("piped", state_root=tmp_path)
+    password = backend.secrets.load_or_create_secrets()["AIRFLOW_PASSWORD"]  # what `up` writes first
+    log = backend.logs_path("mlflow")
+    log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text(f"starting mlflow\n{LONG_LINE}\nlogin with {password} [not markup]\n")
     assert len(LONG_LINE) > 150
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import stat
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -18,26 +16,19 @@ import pytest
 
 from sandbox.backends.local.backend import SERVICES, LocalBackend
 from sandbox.backends.local.process import find
+from sandbox.clients.airflow import AirflowClient
+from sandbox.errors import ServiceError
 from sandbox.ports import port_in_use
 from sandbox.stack import Backend, get_backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def _token(backend: LocalBackend) -> str:
+def _airflow(backend: LocalBackend, password: str | None = None) -> AirflowClient:
     creds = backend.credentials
-    body = json.dumps({"username": creds.airflow_username, "password": creds.airflow_password}).encode()
-    request = urllib.request.Request(
-        f"{backend.endpoints.airflow_url}/auth/token", data=body, headers={"Content-Type": "application/json"}
+    return AirflowClient(
+        backend.endpoints.airflow_url, creds.airflow_username, password or creds.airflow_password
     )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())["access_token"]
-
-
-def _get(url: str, token: str) -> dict:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())
 
 
 def _s3(backend: LocalBackend):
@@ -107,11 +98,14 @@ def test_services_listen_on_loopback_only(stack: LocalBackend) -> None:
 
 def test_postgres_accepts_a_query(stack: LocalBackend) -> None:
     import psycopg2  # in the platform lock the test envs install
-    ep, creds = stack.endpoints, stack.credentials
+
+    creds = stack.credentials
+    assert stack.postgres_address is not None
+    host, port = stack.postgres_address
     for database in ("airflow", "mlflow"):
         conn = psycopg2.connect(
-            host=ep.postgres_host,
-            port=ep.postgres_port,
+            host=host,
+            port=port,
             user=creds.postgres_user,
             password=creds.postgres_password,
             dbname=database,
@@ -124,8 +118,8 @@ def test_postgres_accepts_a_query(stack: LocalBackend) -> None:
             conn.close()
     with pytest.raises(psycopg2.OperationalError):
         psycopg2.connect(
-            host=ep.postgres_host,
-            port=ep.postgres_port,
+            host=host,
+            port=port,
             user=creds.postgres_user,
             password="wrong",
             dbname="airflow",
@@ -161,28 +155,21 @@ def test_mlflow_artifact_lands_in_s3(stack: LocalBackend, tmp_path: Path) -> Non
 
 
 def test_airflow_lists_the_pipeline_dag_without_import_errors(stack: LocalBackend) -> None:
-    token = _token(stack)
-    base = stack.endpoints.airflow_url
+    client = _airflow(stack)
     deadline = time.monotonic() + 120
-    dag_ids: list[str] = []
     while time.monotonic() < deadline:
-        dag_ids = [d["dag_id"] for d in _get(f"{base}/api/v2/dags", token)["dags"]]
-        errors = _get(f"{base}/api/v2/importErrors", token)
-        assert errors["total_entries"] == 0, errors["import_errors"]
-        if "train_model_pipeline" in dag_ids:
+        assert client.import_errors() == []
+        if client.get_dag("train_model_pipeline") is not None:
             break
         time.sleep(2)
-    assert "train_model_pipeline" in dag_ids
+    assert client.get_dag("train_model_pipeline") is not None
+    tasks = client.task_ids("train_model_pipeline")  # the API lists them by id
+    assert sorted(tasks) == ["evaluate_and_register", "preprocess_data", "train_model"]
 
 
 def test_airflow_rejects_a_wrong_password(stack: LocalBackend) -> None:
-    body = json.dumps({"username": stack.credentials.airflow_username, "password": "not-it"}).encode()
-    request = urllib.request.Request(
-        f"{stack.endpoints.airflow_url}/auth/token", data=body, headers={"Content-Type": "application/json"}
-    )
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(request, timeout=10)
-    assert info.value.code == 401
+    with pytest.raises(ServiceError, match="401"):
+        _airflow(stack, password="not-it").login()
 
 
 def test_diagnostics_bundle_has_logs_without_secrets(stack: LocalBackend, tmp_path: Path) -> None:
@@ -249,3 +236,39 @@ def test_get_backend_returns_local_backend(state_root: Path) -> None:
     backend = get_backend("local", "some-name", state_root=state_root)
     assert isinstance(backend, LocalBackend)
     assert backend.sandbox_name == "some-name"
+
+
+def test_a_failing_scenarios_reports_and_bundles_show_no_generated_secret(
+    stack: LocalBackend, state_root: Path, tmp_path: Path
+) -> None:
+    """A scenario whose task log carries a secret (the unknown-dataset error echoes its conf) and a
+    service log that carries every secret: the scenario fails through the pytest plugin, and no file
+    under the reports folder (Markdown, JUnit, the diagnostics bundle with service and task logs) nor
+    the terminal output shows any generated secret in the clear."""
+    from sandbox.secrets import REDACTED_KEYS
+
+    values = stack.secrets.read_secrets()
+    secrets = [values[k] for k in REDACTED_KEYS]
+    with open(stack.state.log_file("mlflow"), "a") as log:
+        log.writelines(f"a careless service logged {k}={values[k]}\n" for k in REDACTED_KEYS)
+    scenarios = tmp_path / "scenarios"
+    scenarios.mkdir()
+    (scenarios / "leak.yaml").write_text(
+        "apiVersion: mlops-sandbox/v1\nname: a secret in the conf\n"
+        f"conf: {{dataset: {values['AIRFLOW_PASSWORD']!r}}}\nexpect: {{dag_run: success}}\n"
+    )
+    argv = [sys.executable, "-m", "pytest", str(scenarios), "-p", "sandbox.pytest_plugin",
+            "-p", "no:cacheprovider", "--rootdir", str(tmp_path), "--sandbox-name", stack.sandbox_name,
+            f"--junitxml={state_root / 'reports' / 'junit-leak.xml'}"]  # fmt: skip
+    env = {**os.environ, "MLOPS_SANDBOX_HOME": str(state_root)}
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output[-3000:]
+    assert "task preprocess_data failed unexpectedly" in output and "unknown dataset" in output
+    files = [p for p in (state_root / "reports").rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow.log" for p in files), "the bundle has the service logs"
+    assert any(p.suffix == ".md" for p in files) and any(p.name == "try-1.log" for p in files)
+    for text, where in [(output, "terminal"), *((p.read_text(errors="replace"), str(p)) for p in files)]:
+        for value in secrets:
+            assert value not in text, where
+    assert "unknown dataset '***'" in output

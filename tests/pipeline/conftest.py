@@ -1,8 +1,9 @@
-"""Real platform servers for the pipeline tests: a moto S3 server and an MLflow tracking server.
+"""The platform as deployed, for the pipeline tests: Postgres, the S3 server and MLflow started by the
+local backend's own service modules, from the charts' configuration (MLflow on the Postgres store,
+artifacts proxied to the S3 bucket), once per session and always torn down.
 
-Started once per session on loopback ports and always torn down. MLflow proxies artifacts to the
-S3 bucket (``--artifacts-destination``), exactly as the charts and the local backend deploy it;
-swapping these for the local backend's service modules only needs ``platform`` to keep its shape.
+``Platform.env()`` is what the platform ConfigMap and Secret give a task pod, as the local backend
+writes them for its task runtime.
 """
 
 from __future__ import annotations
@@ -10,11 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,144 +22,63 @@ from typing import Any
 
 import pytest
 
-from sandbox.ports import LOOPBACK, free_ports
+from sandbox.backends.local.backend import LocalBackend
 
 ROOT = Path(__file__).resolve().parents[2]
 JOBS_DIR = ROOT / "jobs"
 DAGS_DIR = ROOT / "dags"
-BIN = Path(sys.executable).parent
-ARTIFACTS_BUCKET = "mlflow-artifacts"
-DATA_BUCKET = "mlops-data"
-# moto accepts any keys; they are still passed the production way (environment, never in a URI).
-CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "sandbox-test-key",
-    "AWS_SECRET_ACCESS_KEY": "sandbox-test-secret",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 
 
 @dataclass(frozen=True)
 class Platform:
+    backend: LocalBackend
     s3_url: str
     mlflow_url: str
-    data_bucket: str = DATA_BUCKET
-    artifacts_bucket: str = ARTIFACTS_BUCKET
+    mlflow_argv: tuple[str, ...]
+    data_bucket: str
+    artifacts_bucket: str
+    configmap: dict[str, str]
+    secret: dict[str, str]
 
     def env(self) -> dict[str, str]:
         """What the platform ConfigMap + Secret give a task pod (docs/architecture.md)."""
-        return {
-            **CREDENTIALS,
-            "MLFLOW_TRACKING_URI": self.mlflow_url,
-            "AWS_ENDPOINT_URL_S3": self.s3_url,
-            "MLOPS_DATA_BUCKET": self.data_bucket,
-        }
+        return {**self.configmap, **self.secret}
 
     def s3(self) -> Any:
         """A boto3 S3 client for the test's own checks."""
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.s3_url, **_boto_credentials())
-
-
-def _boto_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": CREDENTIALS["AWS_DEFAULT_REGION"],
-    }
-
-
-def _wait(ready: Callable[[], bool], proc: subprocess.Popen, log: Path, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if ready():
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{what} not ready after {timeout:.0f}s:\n{log.read_text()[-3000:]}")
-
-
-def _http_ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=3) as resp:
-        return resp.status == 200
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """Stop the server's whole process group (``mlflow server`` runs uvicorn as a child)."""
-    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+        creds = self.backend.credentials
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_url,
+            aws_access_key_id=creds.s3_access_key,
+            aws_secret_access_key=creds.s3_secret_key,
+            region_name=self.configmap["AWS_DEFAULT_REGION"],
+        )
 
 
 @contextlib.contextmanager
 def running_platform(home: Path) -> Iterator[Platform]:
-    """moto S3 + MLflow (sqlite store, artifacts proxied to S3), ready to use; stopped on exit."""
-    s3_port, mlflow_port = free_ports(2)
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "AWS_"))}
-    procs: list[subprocess.Popen] = []
+    """Postgres + S3 + MLflow of a local sandbox (no Airflow), ready to use; stopped on exit."""
+    backend = LocalBackend(f"pipeline-{os.getpid()}", services=["mlflow"], state_root=home / "state")
     try:
-        s3_log = home / "s3.log"
-        s3_url = f"http://{LOOPBACK}:{s3_port}"
-        with open(s3_log, "w") as out:
-            procs.append(
-                subprocess.Popen(
-                    [str(BIN / "moto_server"), "-H", LOOPBACK, "-p", str(s3_port)],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=base_env,
-                    start_new_session=True,
-                )
-            )
-        _wait(lambda: _http_ok(s3_url + "/"), procs[-1], s3_log, "moto", 30)
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=s3_url, **_boto_credentials())
-        for bucket in (ARTIFACTS_BUCKET, DATA_BUCKET):
-            s3.create_bucket(Bucket=bucket)
-
-        mlflow_url = f"http://{LOOPBACK}:{mlflow_port}"
-        argv = (
-            str(BIN / "mlflow"), "server",
-            "--host", LOOPBACK, "--port", str(mlflow_port),
-            "--backend-store-uri", f"sqlite:///{home / 'mlflow.db'}",
-            # Proxied artifacts: clients never talk to the bucket for models (recipe bug:
-            # --default-artifact-root s3://... made every client need S3 access).
-            "--artifacts-destination", f"s3://{ARTIFACTS_BUCKET}",
-            "--workers", "1",
-        )  # fmt: skip
-        mlflow_env = {
-            **base_env,
-            **CREDENTIALS,
-            "MLFLOW_S3_ENDPOINT_URL": s3_url,
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        }
-        mlflow_log = home / "mlflow.log"
-        with open(mlflow_log, "w") as out:
-            procs.append(
-                subprocess.Popen(
-                    argv,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    env=mlflow_env,
-                    cwd=home,
-                    start_new_session=True,
-                )
-            )
-        probe = f"{mlflow_url}/api/2.0/mlflow/experiments/search?max_results=1"
-        _wait(lambda: _http_ok(probe), procs[-1], mlflow_log, "mlflow server", 120)
-        yield Platform(s3_url=s3_url, mlflow_url=mlflow_url)
+        ep = backend.up().endpoints
+        state = backend.state.load()
+        assert state is not None
+        configmap, secret = backend.job_platform()
+        yield Platform(
+            backend=backend,
+            s3_url=ep.s3_url,
+            mlflow_url=ep.mlflow_url,
+            mlflow_argv=tuple(state.services["mlflow"].cmdline),
+            data_bucket=ep.data_bucket,
+            artifacts_bucket=ep.artifacts_bucket,
+            configmap=configmap,
+            secret=secret,
+        )
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        backend.down(purge=True)
 
 
 @pytest.fixture(scope="session")

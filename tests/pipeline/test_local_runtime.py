@@ -1,9 +1,11 @@
-"""The local runtime end to end: ``dag.test()`` runs the production DAG's LocalJobOperators."""
+"""The local runtime: a job's environment is its pod's, and ``dag.test()`` runs the production DAG's
+LocalJobOperators end to end with a fault injected by the sandbox's cluster policy."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,70 +13,93 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from sandbox.platform import airflow_local_settings
+from sandbox.platform.config import load_platform_config
+
 from .conftest import DAGS_DIR, JOBS_DIR, Platform
 
-DAGS = DAGS_DIR
 sys.path.insert(0, str(DAGS_DIR))
-from mlops_pipeline.faults import armed_fault  # noqa: E402 - the DAG folder is not a package
-from mlops_pipeline.jobenv import local_job_env  # noqa: E402
+from mlops_pipeline.jobenv import (
+    PROCESS_ENV,
+    PlatformObjectError,
+    local_job_env,
+    read_platform_objects,
+)
+
+CONFIGMAP = {"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000", "MLOPS_DATA_BUCKET": "data"}
+SECRET = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "UNREFERENCED": "x"}
 
 
-def _write(path: Path, faults: list[dict]) -> str:
-    path.write_text(json.dumps({"faults": faults}))
-    return str(path)
-
-
-def test_armed_fault_matches_run_task_and_try(tmp_path: Path) -> None:
-    path = _write(
-        tmp_path / "faults.json",
-        [{"dag_run_id": "r1", "task_id": "train_model", "tries": [1], "message": "node lost"}],
-    )
-    assert armed_fault(path, "r1", "train_model", 1) == "node lost"
-    assert armed_fault(path, "r1", "train_model", 2) is None
-    assert armed_fault(path, "r2", "train_model", 1) is None
-    assert armed_fault(path, "r1", "preprocess_data", 1) is None
-
-
-def test_no_faults_file_means_no_fault(tmp_path: Path) -> None:
-    assert armed_fault(None, "r1", "train_model", 1) is None
-    assert armed_fault(str(tmp_path / "missing.json"), "r1", "train_model", 1) is None
-    assert armed_fault(_write(tmp_path / "empty.json", []), "r1", "train_model", 1) is None
-
-
-def test_local_jobs_get_the_step_env_but_not_airflows_secrets() -> None:
+def test_local_jobs_get_the_pods_env_and_nothing_else_of_the_worker() -> None:
     worker = {
         "PATH": "/bin",
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "HOME": "/home/u",
+        "PYTHONPATH": "/repo/jobs",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "postgresql+psycopg2://airflow:pw@127.0.0.1/airflow",
-        "AIRFLOW__API_AUTH__JWT_SECRET": "jwt",
-        "AIRFLOW_CONN_S3": "aws://key:secret@",
+        "AIRFLOW_HOME": "/state/airflow",
+        "MLFLOW_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "MLOPS_TASK_RUNTIME": "local",
+        "NO_PROXY": "127.0.0.1",
         "MLOPS_MODEL_NAME": "from-the-worker",
     }
-    env = local_job_env(worker, {"MLOPS_MODEL_NAME": "m", "MLOPS_SEED": 42}, "/tmp/x.json")
+    env = local_job_env(
+        worker,
+        {"MLOPS_MODEL_NAME": "m", "MLOPS_SEED": 42, "MLFLOW_TRACKING_URI": "http://step"},
+        "/tmp/x.json",
+        configmap=CONFIGMAP,
+        secret=SECRET,
+        secret_keys=["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"],
+    )
     assert env == {
         "PATH": "/bin",
-        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5000",
+        "HOME": "/home/u",
+        "PYTHONPATH": "/repo/jobs",
+        "MLFLOW_TRACKING_URI": "http://step",  # a pod's env wins over its envFrom
+        "MLOPS_DATA_BUCKET": "data",
+        "AWS_ACCESS_KEY_ID": "AKID",
+        "AWS_SECRET_ACCESS_KEY": "secret",
         "MLOPS_MODEL_NAME": "m",
         "MLOPS_SEED": "42",
         "MLOPS_XCOM_PATH": "/tmp/x.json",
     }
+    assert set(PROCESS_ENV) >= {"PATH", "HOME", "PYTHONPATH"}
+
+
+def test_a_missing_platform_object_or_key_fails_like_a_pod_would(tmp_path: Path) -> None:
+    with pytest.raises(PlatformObjectError, match="MLOPS_LOCAL_PLATFORM_DIR is not set"):
+        read_platform_objects(None, "cm", "sec")
+    with pytest.raises(PlatformObjectError, match="cannot read the platform ConfigMap"):
+        read_platform_objects(str(tmp_path), "cm", "sec")
+    with pytest.raises(PlatformObjectError, match="no key 'AWS_ACCESS_KEY_ID'"):
+        local_job_env({}, {}, "/x", configmap={}, secret={}, secret_keys=["AWS_ACCESS_KEY_ID"])
+
+
+def _write_platform_objects(folder: Path, platform: Platform) -> None:
+    """The layout the local backend writes (docs/architecture.md)."""
+    pod = load_platform_config("local").pod_platform()
+    (folder / "configmaps").mkdir(parents=True)
+    (folder / "secrets").mkdir()
+    (folder / "configmaps" / f"{pod.configmap_name}.json").write_text(json.dumps(platform.configmap))
+    (folder / "secrets" / f"{pod.secret_name}.json").write_text(json.dumps(platform.secret))
 
 
 @pytest.mark.slow
-def test_dag_runs_end_to_end_on_the_local_runtime(platform: Platform, tmp_path: Path) -> None:
-    """Real Airflow (sqlite) + MLflow + S3; train's first try is failed by an armed fault."""
+def test_dag_runs_end_to_end_with_a_fault_from_the_cluster_policy(platform: Platform, tmp_path: Path) -> None:
+    """Real Airflow (sqlite) + MLflow + S3; train's first try is failed by the sandbox's cluster policy
+    (installed in AIRFLOW_HOME/config, armed as a Variable), and retried."""
     home = tmp_path / "airflow"
-    home.mkdir()
+    (home / "config").mkdir(parents=True)
+    shutil.copyfile(airflow_local_settings.__file__, home / "config" / "airflow_local_settings.py")
+    _write_platform_objects(tmp_path / "platform", platform)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("MLOPS_", "AIRFLOW", "MLFLOW_", "AWS_"))},
-        **platform.env(),
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_DIR),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "MLOPS_TASK_RUNTIME": "local",
         "MLOPS_RETRY_DELAY_SECONDS": "1",
-        "MLOPS_FAULTS_FILE": str(tmp_path / "faults.json"),
+        "MLOPS_LOCAL_PLATFORM_DIR": str(tmp_path / "platform"),
         "PYTHONPATH": str(JOBS_DIR),
     }
     migrate = subprocess.run(
@@ -92,11 +117,11 @@ def test_dag_runs_end_to_end_on_the_local_runtime(platform: Platform, tmp_path: 
         "n_estimators": 10,
         "dataset": "iris",
     }
-    fault = {"task_id": "train_model", "tries": [1], "message": "simulated node loss"}
+    faults = [{"task_id": "train_model", "tries": [1], "message": "simulated node loss"}]
     out = tmp_path / "result.json"
     driver = subprocess.run(
         [sys.executable, str(Path(__file__).with_name("dag_test_driver.py")), str(DAGS_DIR), str(out),
-         json.dumps(conf), json.dumps(fault)],
+         json.dumps(conf), json.dumps(faults)],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )  # fmt: skip
     log = driver.stdout + driver.stderr

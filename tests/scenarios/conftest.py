@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 # Shaped like the production DAG: params in a module-level dict, task ids in step descriptions
-# of a helper module (so the registry's static reading is exercised the same way).
+# of a helper module. The registry parses it with Airflow, so it must import.
 DAG_SOURCE = """
 from airflow.sdk import DAG, Param, chain
 from helpers.steps import STEPS, build
@@ -32,6 +32,8 @@ with DAG(dag_id=DAG_ID, schedule="0 2 * * *", params=PARAMS):
 STEPS_SOURCE = """
 from dataclasses import dataclass
 
+from airflow.providers.standard.operators.empty import EmptyOperator
+
 
 @dataclass(frozen=True)
 class Step:
@@ -44,6 +46,10 @@ STEPS = [
     Step("train_model", "train"),
     Step("evaluate_and_register", "evaluate"),
 ]
+
+
+def build(step):
+    return EmptyOperator(task_id=step.task_id)
 """
 
 

@@ -1,59 +1,63 @@
-"""Faults file: per-DAG-run arming/disarming, in the format the DAG's LocalJobOperator reads."""
+"""Faults: what the runner arms (an Airflow Variable per DAG run) is what the cluster policy matches.
+
+The policy itself runs in Airflow: tests/pipeline/test_local_runtime.py (``dag.test``) and the
+``transient_retry`` scenario (a real stack) show a try failed by it and retried.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
-import threading
-from pathlib import Path
 
-from sandbox import paths
+from sandbox.platform.airflow_local_settings import VARIABLE_PREFIX, armed_message, fault_variable
 from sandbox.scenarios import faults
 from sandbox.scenarios.model import Fault
 
 
-def test_arm_and_disarm_are_per_dag_run(tmp_path: Path) -> None:
-    path = tmp_path / "faults.json"
-    faults.arm(path, "run-a", [Fault(task="train_model", tries=[1], message="boom")])
-    faults.arm(path, "run-b", [Fault(task="preprocess_data", tries=[1, 2])])
-    assert json.loads(path.read_text()) == {
-        "faults": [
-            {"dag_run_id": "run-a", "task_id": "train_model", "tries": [1], "message": "boom"},
-            {
-                "dag_run_id": "run-b",
-                "task_id": "preprocess_data",
-                "tries": [1, 2],
-                "message": "transient failure injected by the scenario",
-            },
-        ]
-    }
-    faults.disarm(path, "run-a")
-    assert [f["dag_run_id"] for f in faults.read(path)] == ["run-b"]
-    faults.disarm(path, "run-b")
-    assert faults.read(path) == []
+class Variables:
+    """An in-memory stand-in for Airflow's Variable API (the real one is exercised end to end)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+
+    def set_variable(self, key: str, value: str, description: str = "") -> None:
+        self.values[key] = value
+
+    def delete_variable(self, key: str) -> None:
+        self.values.pop(key, None)
 
 
-def test_concurrent_scenarios_do_not_lose_each_others_faults(tmp_path: Path) -> None:
-    path = tmp_path / "faults.json"
-    threads = [
-        threading.Thread(target=faults.arm, args=(path, f"run-{i}", [Fault(task="train_model")]))
-        for i in range(20)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(f["dag_run_id"] for f in faults.read(path)) == sorted(f"run-{i}" for i in range(20))
+def test_armed_faults_are_what_the_policy_matches() -> None:
+    store = Variables()
+    faults.arm(store, "run-a", [Fault(task="train_model", tries=[1], message="boom")])
+    faults.arm(store, "run-b", [Fault(task="preprocess_data", tries=[1, 2])])
+    a = json.loads(store.values[fault_variable("run-a")])
+    assert armed_message(a, "train_model", 1) == "boom"
+    assert armed_message(a, "train_model", 2) is None
+    assert armed_message(a, "preprocess_data", 1) is None
+    b = json.loads(store.values[fault_variable("run-b")])
+    assert armed_message(b, "preprocess_data", 2) == "transient failure injected by the scenario"
 
 
-def test_the_dag_operator_reads_what_the_harness_writes(tmp_path: Path) -> None:
-    sys.path.insert(0, str(paths.DAGS_DIR))
-    try:
-        from mlops_pipeline.operators import armed_fault
-    finally:
-        sys.path.remove(str(paths.DAGS_DIR))
-    path = tmp_path / "faults.json"
-    faults.arm(path, "run-a", [Fault(task="train_model", tries=[1], message="simulated node loss")])
-    assert armed_fault(str(path), "run-a", "train_model", 1) == "simulated node loss"
-    assert armed_fault(str(path), "run-a", "train_model", 2) is None
-    assert armed_fault(str(path), "run-b", "train_model", 1) is None
+def test_disarm_and_the_context_manager_remove_one_runs_faults() -> None:
+    store = Variables()
+    faults.arm(store, "run-b", [Fault(task="train_model")])
+    with faults.armed(store, "run-a", [Fault(task="train_model")]):
+        assert set(store.values) == {fault_variable("run-a"), fault_variable("run-b")}
+    assert set(store.values) == {fault_variable("run-b")}
+    faults.disarm(store, "run-b")
+    assert store.values == {}
+    with faults.armed(store, "run-c", []):
+        assert store.values == {}  # nothing armed, nothing to call
+
+
+def test_variable_keys_are_valid_for_any_run_id() -> None:
+    assert fault_variable("sbx__happy-path__abc123__1") == VARIABLE_PREFIX + "sbx__happy-path__abc123__1"
+    odd = fault_variable("manual__2026-11-27T12:00:00+00:00")
+    assert odd.startswith(VARIABLE_PREFIX + "sha256_") and len(odd) < 250
+    assert odd == fault_variable("manual__2026-11-27T12:00:00+00:00")
+
+
+def test_garbage_in_the_variable_arms_nothing() -> None:
+    assert armed_message(None, "t", 1) is None
+    assert armed_message({"task_id": "t"}, "t", 1) is None
+    assert armed_message(["x", {"task_id": "t", "tries": None}], "t", 1) is None

@@ -137,7 +137,8 @@ def test_builtin_scenarios_are_valid_against_the_real_dag() -> None:
 
 def test_unparsable_dag_file_defers_the_dag_id_check_to_the_run(tmp_path: Path, dags_dir: Path) -> None:
     # The broken file may define the DAG: the run then fails fast with Airflow's import error.
-    (dags_dir / "broken.py").write_text("with DAG('broken_pipeline'):\n    x = (\n")
+    broken = "from airflow.sdk import DAG\nwith DAG('broken_pipeline'):\n    x = (\n"
+    (dags_dir / "broken.py").write_text(broken)
     path = write(tmp_path, HEAD + "dag: broken_pipeline\n")
     assert load(path, dags_dir=dags_dir).scenario.dag == "broken_pipeline"
     assert list(dag_registry.scan(dags_dir).broken) == [str(dags_dir / "broken.py")]

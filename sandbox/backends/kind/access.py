@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from sandbox.platform.config import load_platform_config
 from sandbox.stack import Endpoints
-
-DATA_BUCKET = "mlops-data"  # charts/s3 values.yaml `buckets`, charts/platform `dataBucket`
-ARTIFACTS_BUCKET = "mlflow-artifacts"  # charts/mlflow `artifacts.destination`
 
 
 def endpoints(
@@ -16,14 +14,14 @@ def endpoints(
     state_dir: Path | None = None,
 ) -> Endpoints:  # fmt: skip
     """Endpoints from the host ports (kind) or NodePorts on ``host`` (an existing cluster)."""
+    config = load_platform_config("sandbox")
     return Endpoints(
         airflow_url=f"http://{host}:{ports['airflow']}",
         mlflow_url=f"http://{host}:{ports['mlflow']}",
         s3_url=f"http://{host}:{ports['s3']}",
-        data_bucket=DATA_BUCKET,
-        artifacts_bucket=ARTIFACTS_BUCKET,
+        data_bucket=config.data_bucket,
+        artifacts_destination=config.mlflow.artifacts.destination,
         credentials_file=credentials_file,
-        faults_file=None,  # task pods run the job image; the local fault hook does not apply
         state_dir=state_dir,
     )
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from sandbox.backends.kind import access, cluster, helm, images, preflight
 from sandbox.backends.kind.plan import Step, plan, state_dir
-from sandbox.backends.local.state import SandboxState
 from sandbox.errors import ConfigError, ServiceError
-from sandbox.stack import Credentials, Endpoints, ServiceStatus, UpResult
+from sandbox.redaction import redact
+from sandbox.secrets import SecretStore
+from sandbox.stack import Capability, Credentials, Endpoints, ServiceStatus, UpResult
 
 ProgressFn = Callable[[str, str, str], None]
 
@@ -60,7 +61,7 @@ class KindBackend:
         self.node_address = node_address
         self.progress = progress or _noop
         self.dir = state_dir(sandbox_name)
-        self.state = SandboxState(sandbox_name, self.dir.parent)
+        self.state = SecretStore(self.dir)
         self.hashes_file = self.dir / "releases.json"
 
     # ---------------------------------------------------------------- protocol
@@ -132,13 +133,11 @@ class KindBackend:
     @property
     def credentials(self) -> Credentials:
         """The sandbox's generated credentials (created on first use, kept under the state folder)."""
-        s = self.state.load_or_create_secrets()
-        keys = ("AIRFLOW_USERNAME", "AIRFLOW_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                "POSTGRES_USER", "POSTGRES_PASSWORD")  # fmt: skip
-        return Credentials(*(s[k] for k in keys))
+        self.state.load_or_create_secrets()
+        return self.state.credentials()
 
-    def capabilities(self) -> set[str]:
-        return {"kubernetes", "gpu"} if self.gpu else {"kubernetes"}
+    def capabilities(self) -> frozenset[Capability]:
+        return frozenset({"kubernetes", "gpu"} if self.gpu else {"kubernetes"})
 
     def diagnostics(self, dest: Path) -> Path:
         """kubectl describe/logs/events for the namespace (and nvidia with --gpu) under ``dest/kind``."""
@@ -160,10 +159,7 @@ class KindBackend:
             }.items():  # fmt: skip
                 argv = [*base, "--namespace", ns, *args]
                 out = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
-                text = out.stdout + out.stderr
-                for secret in secrets:
-                    text = text.replace(secret, "***")
-                (folder / fname).write_text(text)
+                (folder / fname).write_text(redact(out.stdout + out.stderr, secrets))
         return folder
 
     # ---------------------------------------------------------------- internals

@@ -21,6 +21,7 @@ import yaml
 
 from sandbox.backends.kind import dags
 from sandbox.paths import CHARTS_DIR
+from sandbox.secrets import SECRET_KEYS
 
 NAMESPACE = "mlops"
 REDACTED = "<redacted>"
@@ -172,6 +173,4 @@ def secrets_manifest(secrets: Mapping[str, str] | None, *, namespace: str = NAME
     return yaml.safe_dump_all(docs, sort_keys=False)
 
 
-_SECRET_INPUTS = ("POSTGRES_USER", "POSTGRES_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                  "AIRFLOW_FERNET_KEY", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_USERNAME",
-                  "AIRFLOW_PASSWORD")  # fmt: skip
+_SECRET_INPUTS = SECRET_KEYS  # what secret_values reads (sandbox.secrets generates them)

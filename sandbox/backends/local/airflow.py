@@ -1,174 +1,230 @@
-"""Airflow 3: ``db migrate``, then api-server, scheduler, dag-processor and triggerer.
+"""Airflow 3 as ``charts/airflow`` configures it: ``db migrate``, then api-server, scheduler,
+dag-processor and triggerer, all with one environment.
 
-All four components share one environment (config by ``AIRFLOW__*`` variables): the same JWT
-secret, API secret key, fernet key and execution API URL, the sandbox's own log-server ports,
-and the platform settings the DAG's local runtime hands to the jobs.
+That environment is the chart's ``config:`` (as ``AIRFLOW__SECTION__KEY``), ``executor`` and ``env:``
+(the DAG's deployment config), plus what only this backend can know: hosts, ports, paths, the
+generated secrets and the task runtime (``environment``; the list is in docs/architecture.md).
+The sandbox's cluster policy (``sandbox/platform/airflow_local_settings.py``) is installed in
+``$AIRFLOW_HOME/config``, and the platform ConfigMap and Secret the local task runtime hands to the
+jobs are written under the state folder (``write_platform_objects``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import urllib.request
 from pathlib import Path
 
-from sandbox import paths
-from sandbox.backends.local import objectstore
+from sandbox.backends.local import postgres, schemas
 from sandbox.backends.local.process import ServiceSpec
-from sandbox.backends.local.state import SandboxState
+from sandbox.backends.local.service import Probes, Service, StackContext
+from sandbox.errors import ConfigError
+from sandbox.platform import airflow_local_settings
+from sandbox.platform.config import service_url
 from sandbox.ports import LOOPBACK
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # monitor/health names each component differently from its CLI command.
-_HEALTH_KEYS = {"scheduler": "scheduler", "dag-processor": "dag_processor", "triggerer": "triggerer"}
+_HEALTH_KEYS = {"api-server": "metadatabase", "scheduler": "scheduler", "dag-processor": "dag_processor",
+                "triggerer": "triggerer"}  # fmt: skip
+TASK_RUNTIME = "local"
+AIRFLOW_DATABASE = "airflow"  # the database in the connection Secret both backends generate
+LOCAL_PLATFORM_DIR_ENV = "MLOPS_LOCAL_PLATFORM_DIR"
 
 
-def url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
-
-
-def health(port: int) -> dict[str, dict[str, object]]:
+def health(url: str) -> dict[str, dict[str, object]]:
     """``GET /api/v2/monitor/health`` (no token needed)."""
-    with urllib.request.urlopen(f"{url(port)}/api/v2/monitor/health", timeout=3) as resp:
+    with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=3) as resp:
         return json.loads(resp.read())
 
 
-def component_healthy(component: str, port: int) -> bool:
-    report = health(port)
-    if component == "api-server":
-        return report.get("metadatabase", {}).get("status") == "healthy"
-    entry = report.get(_HEALTH_KEYS[component]) or {}
-    return entry.get("status") == "healthy"
+def component_status(report: dict[str, dict[str, object]], component: str) -> tuple[bool, str]:
+    key = _HEALTH_KEYS[component]
+    status = (report.get(key) or {}).get("status")
+    return status == "healthy", f"{key}: {status}"
 
 
-def token(port: int, username: str, password: str) -> str:
-    """A JWT for the REST API from ``POST /auth/token``."""
-    body = json.dumps({"username": username, "password": password}).encode()
-    request = urllib.request.Request(
-        f"{url(port)}/auth/token", data=body, method="POST", headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        return json.loads(resp.read())["access_token"]
+def passwords_file(ctx: StackContext) -> Path:
+    return ctx.state.airflow_home / "simple_auth_manager_passwords.json"
 
 
-def write_passwords_file(state: SandboxState, secrets: dict[str, str]) -> Path:
-    path = state.airflow_home / "simple_auth_manager_passwords.json"
+def write_passwords_file(ctx: StackContext) -> Path:
+    """The simple auth manager's passwords for the chart's users (the sandbox's generated one)."""
+    user = ctx.secrets["AIRFLOW_USERNAME"]
+    users = ctx.config.airflow.users()
+    if user not in users:
+        raise ConfigError(
+            f"{ctx.config.charts_dir / 'airflow' / 'values.yaml'} `config.core.simple_auth_manager_users` "
+            f"({', '.join(users) or 'empty'}) lacks {user!r}, the user both sandbox backends log in as.",
+            f"Keep `{user}:admin` in that list (the password is generated per sandbox).",
+        )
+    path = passwords_file(ctx)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
-        json.dump({secrets["AIRFLOW_USERNAME"]: secrets["AIRFLOW_PASSWORD"]}, handle)
+        json.dump({user: ctx.secrets["AIRFLOW_PASSWORD"]}, handle)
     return path
 
 
-def platform_env(
-    state: SandboxState, env_dir: Path, ports: dict[str, int], secrets: dict[str, str]
-) -> dict[str, str]:
-    """What the DAG's local runtime and the jobs read (docs/architecture.md)."""
-    pythonpath = [str(paths.JOBS_DIR)]
+def install_cluster_policy(ctx: StackContext) -> Path:
+    """``$AIRFLOW_HOME/config/airflow_local_settings.py``: where Airflow looks for a cluster policy."""
+    target = ctx.state.airflow_home / "config" / "airflow_local_settings.py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(airflow_local_settings.__file__, target)
+    return target
+
+
+def platform_objects(ctx: StackContext) -> tuple[dict[str, str], dict[str, str]]:
+    """The platform ConfigMap's data (service URLs pointed at this sandbox) and the credentials
+    Secret's data, as a pipeline pod gets them."""
+    pod = ctx.config.pod_platform()
+    configmap = dict(pod.configmap)
+    configmap["MLFLOW_TRACKING_URI"] = service_url(configmap["MLFLOW_TRACKING_URI"], ctx.address("mlflow"))
+    configmap["AWS_ENDPOINT_URL_S3"] = service_url(configmap["AWS_ENDPOINT_URL_S3"], ctx.address("s3"))
+    access_key, secret_key = pod.secret_keys
+    secret = {access_key: ctx.secrets["AWS_ACCESS_KEY_ID"], secret_key: ctx.secrets["AWS_SECRET_ACCESS_KEY"]}
+    return configmap, secret
+
+
+def write_platform_objects(ctx: StackContext) -> None:
+    """``<platform dir>/configmaps/<name>.json`` and ``secrets/<name>.json`` (0600): the local task
+    runtime's stand-in for the Kubernetes API (dags/mlops_pipeline/jobenv.py reads them)."""
+    pod = ctx.config.pod_platform()
+    configmap, secret = platform_objects(ctx)
+    root = ctx.state.platform_dir
+    for folder, name, data, mode in (
+        ("configmaps", pod.configmap_name, configmap, 0o644),
+        ("secrets", pod.secret_name, secret, 0o600),
+    ):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        tmp = root / folder / f".{name}.json.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=1, sort_keys=True)
+        tmp.replace(root / folder / f"{name}.json")
+    os.chmod(root / "secrets", 0o700)
+
+
+def environment(ctx: StackContext, component: str | None = None) -> dict[str, str]:
+    """An Airflow process's environment: the chart's settings (``config:`` for all; the custom ``env``
+    for a ``component``, none for the migration, as ``migrateDatabaseJob.applyCustomEnv: false``
+    deploys it), then what this backend sets."""
+    api = ctx.url("airflow")
+    s = ctx.secrets
     return {
-        "MLOPS_TASK_RUNTIME": "local",
-        "MLOPS_SANDBOX_NAME": state.name,
-        "MLOPS_FAULTS_FILE": str(state.faults_file),
-        "MLOPS_RETRY_DELAY_SECONDS": "2",
-        "MLOPS_PLATFORM_PYTHON": str(env_dir / "bin" / "python"),
-        "MLFLOW_TRACKING_URI": f"http://{LOOPBACK}:{ports['mlflow']}",
-        "AWS_ENDPOINT_URL_S3": objectstore.url(ports["s3"]),
-        "MLFLOW_S3_ENDPOINT_URL": objectstore.url(ports["s3"]),
-        "AWS_ACCESS_KEY_ID": secrets["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": secrets["AWS_SECRET_ACCESS_KEY"],
-        "AWS_DEFAULT_REGION": objectstore.REGION,
-        "MLOPS_DATA_BUCKET": objectstore.DATA_BUCKET,
-        "PYTHONPATH": os.pathsep.join(pythonpath),
-    }
-
-
-def airflow_env(
-    state: SandboxState,
-    env_dir: Path,
-    ports: dict[str, int],
-    secrets: dict[str, str],
-    db_url: str,
-    base_env: dict[str, str],
-    *,
-    parallelism: int = 4,
-    dags_folder: Path | None = None,
-) -> dict[str, str]:
-    api = url(ports["airflow"])
-    env = {
-        **base_env,
-        **platform_env(state, env_dir, ports, secrets),
-        "AIRFLOW_HOME": str(state.airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder or paths.DAGS_DIR),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # LocalExecutor pre-forks `parallelism` workers: keep it small on a laptop / CI box.
-        "AIRFLOW__CORE__PARALLELISM": str(parallelism),
-        "AIRFLOW__CORE__FERNET_KEY": secrets["AIRFLOW_FERNET_KEY"],
-        "AIRFLOW__CORE__AUTH_MANAGER": (
-            "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
-        ),
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{secrets['AIRFLOW_USERNAME']}:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
-            state.airflow_home / "simple_auth_manager_passwords.json"
-        ),
+        **ctx.process_env(),
+        **ctx.config.airflow.config_env(),
+        **(ctx.config.airflow.component_env(component) if component else {}),
+        # --- set by the local backend (docs/architecture.md, "Set by the local backend") ---
+        "MLOPS_TASK_RUNTIME": TASK_RUNTIME,
+        LOCAL_PLATFORM_DIR_ENV: str(ctx.state.platform_dir),
+        # The job code in place of the image's /opt/mlops, so job edits take effect without a rebuild.
+        "PYTHONPATH": str(ctx.jobs_folder),
+        "AIRFLOW_HOME": str(ctx.state.airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.dags_folder),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(ctx)),
+        "AIRFLOW__CORE__FERNET_KEY": s["AIRFLOW_FERNET_KEY"],
+        "AIRFLOW__API__SECRET_KEY": s["AIRFLOW_API_SECRET_KEY"],
+        "AIRFLOW__API_AUTH__JWT_SECRET": s["AIRFLOW_JWT_SECRET"],
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.database_url(ctx, AIRFLOW_DATABASE),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
         "AIRFLOW__API__HOST": LOOPBACK,
-        "AIRFLOW__API__PORT": str(ports["airflow"]),
+        "AIRFLOW__API__PORT": str(ctx.ports["airflow"]),
         "AIRFLOW__API__BASE_URL": api,
-        "AIRFLOW__API__WORKERS": "1",
-        "AIRFLOW__API__SECRET_KEY": secrets["AIRFLOW_API_SECRET_KEY"],
-        "AIRFLOW__API_AUTH__JWT_SECRET": secrets["AIRFLOW_JWT_SECRET"],
         # Fixed defaults (8793/8794) would collide between two sandboxes.
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["airflow-worker-logs"]),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["airflow-trigger-logs"]),
-        # See DAG edits within seconds instead of the 5-minute production default.
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ctx.ports["airflow-worker-logs"]),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ctx.ports["airflow-trigger-logs"]),
+        # Its health server binds every interface on a fixed port (8974): two sandboxes would collide.
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
-        "PATH": f"{env_dir / 'bin'}{os.pathsep}{base_env.get('PATH', '/usr/bin:/bin')}",
     }
-    return env
 
 
-def migrate_spec(
-    python: Path, state: SandboxState, env: dict[str, str], timeout: float, secrets: list[str]
-) -> ServiceSpec:
-    return ServiceSpec(
-        name="airflow-migrate",
-        argv=[str(python), "-m", "airflow", "db", "migrate"],
-        env=env,
-        log=state.log_file("airflow-migrate"),
-        timeout=timeout,
-        cwd=state.airflow_home,
-        secrets=secrets,
-    )
+def _prepare_home(ctx: StackContext) -> None:
+    ctx.state.airflow_home.mkdir(parents=True, exist_ok=True)
+    write_passwords_file(ctx)
+    install_cluster_policy(ctx)
+    write_platform_objects(ctx)
 
 
-def component_spec(
-    component: str,
-    python: Path,
-    state: SandboxState,
-    env: dict[str, str],
-    port: int,
-    timeout: float,
-    secrets: list[str],
-) -> ServiceSpec:
-    name = f"airflow-{component}"
-    argv = [str(python), "-m", "airflow", component]
-    if component in ("scheduler", "triggerer"):
-        # Their log servers bind every interface (hard-coded in airflow.utils.serve_logs) and are
-        # only needed across machines: here the api-server reads task logs from the shared folder.
-        argv.append("--skip-serve-logs")
-    return ServiceSpec(
-        name=name,
-        argv=argv,
-        env=env,
-        log=state.log_file(name),
-        ready=lambda: component_healthy(component, port),
-        timeout=timeout,
-        cwd=state.airflow_home,
-        port=port if component == "api-server" else None,
-        url=url(port) if component == "api-server" else None,
-        secrets=secrets,
-    )
+def _secret_values(ctx: StackContext) -> list[str]:
+    return [ctx.secrets[k] for k in ("POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET",
+                                     "AIRFLOW_API_SECRET_KEY", "AIRFLOW_PASSWORD")]  # fmt: skip
+
+
+class Migrate(Service):
+    """``airflow db migrate``: skipped when the schema is there (a restart, or the schema cache)."""
+
+    name = "airflow-migrate"
+    after = ("postgres",)
+    oneshot = True
+
+    def done(self, ctx: StackContext) -> str | None:
+        return "schema already migrated" if ctx.schema_ready else None
+
+    def prepare(self, ctx: StackContext) -> None:
+        _prepare_home(ctx)
+
+    def spec(self, ctx: StackContext) -> ServiceSpec:
+        return ServiceSpec(
+            name=self.name,
+            argv=[str(ctx.python), "-m", "airflow", "db", "migrate"],
+            env=environment(ctx),
+            log=ctx.state.log_file(self.name),
+            timeout=self.timeout(ctx),
+            cwd=ctx.state.airflow_home,
+            secrets=_secret_values(ctx),
+            oneshot=True,
+        )
+
+    def provision(self, ctx: StackContext) -> str:
+        schemas.save_if_pristine(ctx, AIRFLOW_DATABASE)
+        return "done"
+
+
+class Component(Service):
+    """One long-running Airflow component."""
+
+    after = ("airflow-migrate",)
+
+    def __init__(self, component: str) -> None:
+        self.component = component
+        self.name = f"airflow-{component}"
+        self.port_key = "airflow" if component == "api-server" else None
+        # Last of Airflow: the other components talk to its execution API while they shut down.
+        self.stop_stage = 1 if component == "api-server" else 0
+        # The triggerer's runner subprocess lingers ~10 s after SIGTERM; a sandbox has nothing to
+        # lose by cutting that short.
+        self.stop_grace = {"triggerer": 2.0, "api-server": 3.0}.get(component, 5.0)
+
+    def prepare(self, ctx: StackContext) -> None:
+        _prepare_home(ctx)
+
+    def spec(self, ctx: StackContext) -> ServiceSpec:
+        argv = [str(ctx.python), "-m", "airflow", self.component]
+        if self.component in ("scheduler", "triggerer"):
+            # Their log servers bind every interface (hard-coded in airflow.utils.serve_logs) and are
+            # only needed across machines: here the api-server reads task logs from the shared folder.
+            argv.append("--skip-serve-logs")
+        url = ctx.url("airflow")
+        api = self.component == "api-server"
+        return ServiceSpec(
+            name=self.name,
+            argv=argv,
+            env=environment(ctx, self.component),
+            log=ctx.state.log_file(self.name),
+            ready=lambda: component_status(health(url), self.component)[0],
+            timeout=self.timeout(ctx),
+            cwd=ctx.state.airflow_home,
+            port=ctx.ports["airflow"] if api else None,
+            url=url if api else None,
+            secrets=_secret_values(ctx),
+        )
+
+    def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
+        report = probes.once("airflow-health", lambda: health(ctx.url("airflow")))
+        return component_status(report, self.component)
+
+
+def components() -> list[Component]:
+    return [Component(c) for c in COMPONENTS]

@@ -1,71 +1,77 @@
-"""The MLflow tracking server: Postgres backend store, artifacts proxied to the S3 bucket."""
+"""The MLflow tracking server, started as ``charts/mlflow`` configures it (workers, artifact proxy and
+destination, allowed hosts), with the Postgres store and the S3 server of this sandbox."""
 
 from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
-from sandbox.backends.local import objectstore
+from sandbox.backends.local import postgres, schemas
 from sandbox.backends.local.process import ServiceSpec
-from sandbox.backends.local.state import SandboxState
+from sandbox.backends.local.service import Probes, Service, StackContext
+from sandbox.platform.config import service_url
 from sandbox.ports import LOOPBACK
 
+# Literals of charts/mlflow/templates/deployment.yaml (not values): repeated here, checked against the
+# render by tests/charts/test_platform_config.py. The job runner forks extra workers (~1 GB) and the
+# platform never uses it.
+TEMPLATE_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
-def url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
 
-
-def healthy(port: int) -> bool:
+def healthy(url: str) -> bool:
     """``/health`` answers even when the API would refuse the Host header, so probe the API too."""
-    base = url(port)
-    with urllib.request.urlopen(f"{base}/health", timeout=2) as resp:
+    with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
         if resp.status != 200:
             return False
-    probe = f"{base}/api/2.0/mlflow/experiments/search?max_results=1"
+    probe = f"{url}/api/2.0/mlflow/experiments/search?max_results=1"
     with urllib.request.urlopen(probe, timeout=3) as resp:
         return resp.status == 200 and isinstance(json.loads(resp.read() or b"{}"), dict)
 
 
-def spec(
-    python: Path,
-    state: SandboxState,
-    port: int,
-    db_url: str,
-    s3_port: int,
-    secrets: dict[str, str],
-    base_env: dict[str, str],
-    timeout: float,
-) -> ServiceSpec:
-    argv = [
-        str(python), "-m", "mlflow", "server",
-        "--host", LOOPBACK, "--port", str(port),
-        # --artifacts-destination (not --default-artifact-root): clients upload through the
-        # server's proxy, so they need no S3 credentials of their own.
-        "--artifacts-destination", f"s3://{objectstore.ARTIFACTS_BUCKET}",
-        "--workers", "1",
-    ]  # fmt: skip
-    env = {
-        **base_env,
-        "MLFLOW_S3_ENDPOINT_URL": objectstore.url(s3_port),
-        "AWS_ENDPOINT_URL_S3": objectstore.url(s3_port),
-        "AWS_ACCESS_KEY_ID": secrets["AWS_ACCESS_KEY_ID"],
-        "AWS_SECRET_ACCESS_KEY": secrets["AWS_SECRET_ACCESS_KEY"],
-        "AWS_DEFAULT_REGION": objectstore.REGION,
-        # The job runner forks extra workers (~1 GB); the sandbox never uses MLflow jobs.
-        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-        # In the environment, not argv: a command line (with its DB password) is visible to every
-        # user via ps, and ends up in state.json.
-        "MLFLOW_BACKEND_STORE_URI": db_url,
+def server_args(ctx: StackContext) -> list[str]:
+    """The chart's ``mlflow server`` arguments, on this sandbox's loopback port."""
+    return ctx.config.mlflow.server_args(host=LOOPBACK, port=ctx.ports["mlflow"])
+
+
+def server_env(ctx: StackContext) -> dict[str, str]:
+    """The chart's container environment, with this sandbox's addresses and secrets."""
+    m = ctx.config.mlflow
+    return {
+        **ctx.process_env(),
+        # In the environment, not argv (as in the chart): a command line is visible to every user via
+        # ps, and ends up in state.json.
+        "MLFLOW_BACKEND_STORE_URI": postgres.database_url(ctx, m.backend_store.database),
+        "AWS_ACCESS_KEY_ID": ctx.secrets["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": ctx.secrets["AWS_SECRET_ACCESS_KEY"],
+        "MLFLOW_S3_ENDPOINT_URL": service_url(m.artifacts.s3_endpoint_url, ctx.address("s3")),
+        "AWS_DEFAULT_REGION": ctx.config.platform.region,
+        **TEMPLATE_ENV,
     }
-    return ServiceSpec(
-        name="mlflow",
-        argv=argv,
-        env=env,
-        log=state.log_file("mlflow"),
-        ready=lambda: healthy(port),
-        timeout=timeout,
-        port=port,
-        url=url(port),
-        secrets=[secrets["POSTGRES_PASSWORD"], secrets["AWS_SECRET_ACCESS_KEY"]],
-    )
+
+
+class Mlflow(Service):
+    name = "mlflow"
+    after = ("postgres", "s3")
+    stop_stage = 2
+    port_key = "mlflow"
+
+    def spec(self, ctx: StackContext) -> ServiceSpec:
+        url = ctx.url("mlflow")
+        return ServiceSpec(
+            name=self.name,
+            argv=[str(ctx.python), "-m", "mlflow", "server", *server_args(ctx)],
+            env=server_env(ctx),
+            log=ctx.state.log_file(self.name),
+            ready=lambda: healthy(url),
+            timeout=self.timeout(ctx),
+            port=ctx.ports["mlflow"],
+            url=url,
+            secrets=[ctx.secrets["POSTGRES_PASSWORD"], ctx.secrets["AWS_SECRET_ACCESS_KEY"]],
+        )
+
+    def provision(self, ctx: StackContext) -> str:
+        schemas.save_if_pristine(ctx, ctx.config.mlflow.backend_store.database)
+        return ctx.url("mlflow")
+
+    def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
+        return healthy(ctx.url("mlflow")), ""

@@ -1,73 +1,78 @@
-"""The S3 server: moto in server mode on 127.0.0.1, with the artifacts and data buckets."""
+"""The S3 server: moto in server mode on 127.0.0.1, with the buckets the S3 chart creates."""
 
 from __future__ import annotations
 
 import urllib.request
-from pathlib import Path
 
 from sandbox.backends.local.process import ServiceSpec
-from sandbox.backends.local.state import SandboxState
+from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.ports import LOOPBACK
 
-ARTIFACTS_BUCKET = "mlflow-artifacts"
-DATA_BUCKET = "mlops-data"
-REGION = "us-east-1"
 
-
-def url(port: int) -> str:
-    return f"http://{LOOPBACK}:{port}"
-
-
-def spec(
-    python: Path, state: SandboxState, port: int, base_env: dict[str, str], timeout: float
-) -> ServiceSpec:
-    # moto keeps everything in memory: a restart empties the buckets, which is what a sandbox wants.
-    argv = [str(python), "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)]
-    health = f"{url(port)}/"  # ListBuckets: moto answers unsigned requests
-
-    def ready() -> bool:
-        with urllib.request.urlopen(health, timeout=2) as resp:
-            return resp.status == 200
-
-    return ServiceSpec(
-        name="s3",
-        argv=argv,
-        env=base_env,
-        log=state.log_file("s3"),
-        ready=ready,
-        timeout=timeout,
-        port=port,
-        url=url(port),
-    )
-
-
-def create_buckets(port: int, access_key: str, secret_key: str) -> None:
-    """Create both buckets (idempotent) with the sandbox's generated keys."""
+def create_buckets(url: str, access_key: str, secret_key: str, region: str, buckets: list[str]) -> None:
+    """Create ``buckets`` (idempotent) with the sandbox's generated keys."""
     import boto3  # lazy: boto3 costs ~0.3 s to import and a reused stack never needs it
     from botocore.config import Config
 
     client = boto3.client(
         "s3",
-        endpoint_url=url(port),
+        endpoint_url=url,
         aws_access_key_id=access_key,
         aws_secret_access_key=secret_key,
-        region_name=REGION,
+        region_name=region,
         config=Config(retries={"max_attempts": 3}),
     )
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    for bucket in (ARTIFACTS_BUCKET, DATA_BUCKET):
+    for bucket in buckets:
         if bucket not in existing:
             client.create_bucket(Bucket=bucket)
 
 
-def buckets_exist(port: int) -> bool:
-    """Whether moto still holds both buckets (it forgets them when it restarts)."""
-    for bucket in (ARTIFACTS_BUCKET, DATA_BUCKET):
-        request = urllib.request.Request(f"{url(port)}/{bucket}", method="HEAD")
+def missing_buckets(url: str, buckets: list[str]) -> list[str]:
+    """The buckets moto no longer holds (it forgets them when it restarts)."""
+    missing = []
+    for bucket in buckets:
+        request = urllib.request.Request(f"{url}/{bucket}", method="HEAD")
         try:
             with urllib.request.urlopen(request, timeout=2) as resp:
                 if resp.status != 200:
-                    return False
+                    missing.append(bucket)
         except OSError:
-            return False
-    return True
+            missing.append(bucket)
+    return missing
+
+
+class S3(Service):
+    """moto keeps everything in memory: a restart empties the buckets, which is what a sandbox wants."""
+
+    name = "s3"
+    stop_stage = 2
+    port_key = "s3"
+
+    def spec(self, ctx: StackContext) -> ServiceSpec:
+        url = ctx.url("s3")
+
+        def ready() -> bool:
+            with urllib.request.urlopen(f"{url}/", timeout=2) as resp:  # ListBuckets: moto answers unsigned
+                return resp.status == 200
+
+        return ServiceSpec(
+            name=self.name,
+            argv=[str(ctx.python), "-m", "moto.server", "-H", LOOPBACK, "-p", str(ctx.ports["s3"])],
+            env=ctx.process_env(),
+            log=ctx.state.log_file(self.name),
+            ready=ready,
+            timeout=self.timeout(ctx),
+            port=ctx.ports["s3"],
+            url=url,
+        )
+
+    def provision(self, ctx: StackContext) -> str:
+        buckets = ctx.config.buckets
+        create_buckets(ctx.url("s3"), ctx.secrets["AWS_ACCESS_KEY_ID"], ctx.secrets["AWS_SECRET_ACCESS_KEY"],
+                       ctx.config.platform.region, buckets)  # fmt: skip
+        return f"buckets {', '.join(buckets)}"
+
+    def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
+        missing = missing_buckets(ctx.url("s3"), ctx.config.buckets)
+        return not missing, f"buckets missing: {', '.join(missing)}" if missing else "buckets present"

@@ -20,12 +20,13 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.backends.local.process import ServiceSpec, log_tail
+from sandbox.backends.local.process import ServiceSpec
+from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.backends.local.state import SandboxState
 from sandbox.errors import PreflightError, ServiceError
 from sandbox.ports import LOOPBACK
+from sandbox.redaction import redact
 
-DATABASES = ("airflow", "mlflow")
 _BINARIES = ("postgres", "initdb", "pg_isready", "psql", "pg_dump")
 
 
@@ -148,8 +149,6 @@ def _run_as(
         timeout=120,
     )
     if proc.returncode != 0:
-        from sandbox.backends.local.process import redact
-
         raise ServiceError(
             f"Postgres: {what} failed (exit {proc.returncode}).",
             "Read the output below. If the data dir is damaged, `sandbox down --purge` resets the sandbox.",
@@ -207,7 +206,7 @@ def _pg_env(lay: PgLayout, password: str = "") -> dict[str, str]:
     return env
 
 
-def spec(lay: PgLayout, state: SandboxState, port: int, password: str, timeout: float) -> ServiceSpec:
+def _spec(lay: PgLayout, state: SandboxState, port: int, password: str, timeout: float) -> ServiceSpec:
     argv = [
         str(lay.bin_dir / "postgres"), "-D", str(lay.data_dir),
         "-h", LOOPBACK, "-p", str(port),
@@ -244,14 +243,14 @@ def _psql(lay: PgLayout, port: int, user: str, database: str) -> list[str]:
             "-v", "ON_ERROR_STOP=1", "-tAq"]  # fmt: skip
 
 
-def create_databases(lay: PgLayout, port: int, user: str, password: str) -> set[str]:
-    """Create the airflow and mlflow databases when they do not exist yet; return those created."""
+def create_databases(lay: PgLayout, port: int, user: str, password: str, databases: list[str]) -> set[str]:
+    """Create ``databases`` (the chart's list) when they do not exist yet; return those created."""
     env = _pg_env(lay, password)
     base = _psql(lay, port, user, "postgres")
     have = _run_as(
         lay, [*base, "-c", "SELECT datname FROM pg_database"], env, "listing databases", [password]
     )
-    created = set(DATABASES) - set(have.split())
+    created = set(databases) - set(have.split())
     for name in sorted(created):
         _run_as(lay, [*base, "-c", f'CREATE DATABASE "{name}"'], env, f"creating database {name}", [password])
     return created
@@ -290,5 +289,70 @@ def purge_data(data_dir: str) -> None:
         shutil.rmtree(path.parent if path.name == "data" else path, ignore_errors=True)
 
 
-def failure_detail(state: SandboxState, secrets: list[str]) -> str:
-    return log_tail(state.log_file("postgres"), secrets=secrets)
+def _tcp_open(port: int) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1)
+        return sock.connect_ex((LOOPBACK, port)) == 0
+
+
+@dataclass(frozen=True)
+class Connection:
+    """How the harness itself reaches the server (psql, pg_dump) during a start."""
+
+    lay: PgLayout
+    port: int
+    user: str
+    password: str
+
+
+def connection(ctx: StackContext) -> Connection:
+    if ctx.pg is None:
+        raise RuntimeError("postgres is not prepared yet")  # a programming error: services' `after`
+    return Connection(
+        ctx.pg, ctx.ports["postgres"], ctx.secrets["POSTGRES_USER"], ctx.secrets["POSTGRES_PASSWORD"]
+    )
+
+
+def database_url(ctx: StackContext, database: str) -> str:
+    """The SQLAlchemy URL of one database for a service's environment (never its argv)."""
+    s = ctx.secrets
+    return sqlalchemy_url(ctx.ports["postgres"], s["POSTGRES_USER"], s["POSTGRES_PASSWORD"], database)
+
+
+class Postgres(Service):
+    """The metadata and tracking databases (the chart's ``databases``), with the schema cache."""
+
+    name = "postgres"
+    stop_stage = 3
+    # "Fast" shutdown: SIGTERM would wait for every client to disconnect.
+    stop_signal = signal.SIGINT
+    port_key = "postgres"
+
+    def prepare(self, ctx: StackContext) -> None:
+        ctx.pg = layout(ctx.state, ctx.env_dir, ctx.model.postgres_data)
+        ctx.model.postgres_data = str(ctx.pg.data_dir) if ctx.pg.uid is not None else ""
+        init_data_dir(ctx.pg, ctx.secrets["POSTGRES_USER"], ctx.secrets["POSTGRES_PASSWORD"])
+
+    def spec(self, ctx: StackContext) -> ServiceSpec:
+        assert ctx.pg is not None
+        return _spec(
+            ctx.pg, ctx.state, ctx.ports["postgres"], ctx.secrets["POSTGRES_PASSWORD"], self.timeout(ctx)
+        )
+
+    def provision(self, ctx: StackContext) -> str:
+        from sandbox.backends.local.schemas import SchemaCache
+
+        c = connection(ctx)
+        databases = list(ctx.config.postgres.databases)
+        ctx.created_databases = create_databases(c.lay, c.port, c.user, c.password, databases)
+        migrated = ctx.model.schema_env == ctx.env_dir.name and not ctx.created_databases
+        cache = SchemaCache(ctx.env_dir, databases)
+        if not migrated and ctx.pristine() and cache.complete():
+            migrated = cache.restore(c)
+        ctx.schema_ready = migrated
+        return f"databases {', '.join(databases)}; schema " + ("ready" if migrated else "to migrate")
+
+    def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
+        return _tcp_open(ctx.ports["postgres"]), ctx.address("postgres")

@@ -21,15 +21,9 @@ import psutil
 
 from sandbox.backends.local.state import ProcessRecord
 from sandbox.errors import ServiceError
+from sandbox.redaction import redact
 
 MARKER_ENV = "MLOPS_SANDBOX_ID"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    for value in secrets:
-        if value and len(value) >= 6:
-            text = text.replace(value, "***")
-    return text
 
 
 def log_tail(path: Path, lines: int = 25, secrets: Iterable[str] = ()) -> str:
@@ -48,7 +42,8 @@ def log_tail(path: Path, lines: int = 25, secrets: Iterable[str] = ()) -> str:
 
 @dataclass
 class ServiceSpec:
-    """How to run one service and how to tell that it is ready."""
+    """How to run one service and how to tell that it is ready (a ``oneshot`` is ready once it has
+    exited 0, e.g. ``airflow db migrate``)."""
 
     name: str
     argv: list[str]
@@ -56,6 +51,7 @@ class ServiceSpec:
     log: Path
     ready: Callable[[], bool] | None = None
     timeout: float = 60.0
+    oneshot: bool = False
     cwd: Path | None = None
     user: int | None = None
     group: int | None = None
@@ -135,38 +131,38 @@ class ServiceFailed(ServiceError):
         super().__init__(what, fix, detail=detail)
 
 
-def check(proc: Supervised, deadline: float) -> bool:
-    """One readiness poll: True when ready; ServiceFailed (with the log tail) when the process
-    has exited or ``deadline`` (time.monotonic) has passed."""
+def check(proc: Supervised) -> bool:
+    """One readiness poll: True when ready; ServiceFailed (with the log tail) when the process has
+    exited (a oneshot: with a non-zero code) or its deadline has passed."""
     spec = proc.spec
     code = proc.popen.poll()
+    if spec.oneshot and code == 0:
+        return True
     if code is not None:
         raise ServiceFailed(
             spec.name,
-            f"{spec.name} exited with code {code} while starting.",
-            f"Read its log ({spec.log}) below; `sandbox logs {spec.name}` shows all of it.",
-            detail=f"--- last lines of {spec.log.name} ---\n" + log_tail(spec.log, secrets=spec.secrets),
+            f"{spec.name} {'failed' if spec.oneshot else 'exited'} with exit code {code}"
+            + ("." if spec.oneshot else " while starting."),
+            f"Read its log ({spec.log}) below; `sandbox logs {spec.name}` shows all of it; a damaged "
+            "database is reset by `sandbox down --purge`.",
+            detail=_tail_detail(spec),
         )
-    if spec.ready is None or _safe(spec.ready):
+    if not spec.oneshot and (spec.ready is None or _safe(spec.ready)):
         return True
-    if time.monotonic() > deadline:
+    if time.monotonic() > proc.deadline:
+        verb = "did not finish" if spec.oneshot else "did not become healthy"
         raise ServiceFailed(
             spec.name,
-            f"{spec.name} did not become healthy within {spec.timeout:.3g}s.",
+            f"{spec.name} {verb} within {spec.timeout:.3g}s.",
             f"Read its log ({spec.log}) below; on a slow machine raise the deadline with "
             "MLOPS_SANDBOX_TIMEOUT_SCALE=2 (or LocalBackend(timeouts={...})).",
-            detail=f"--- last lines of {spec.log.name} ---\n" + log_tail(spec.log, secrets=spec.secrets),
+            detail=_tail_detail(spec),
         )
     return False
 
 
-def wait_ready(proc: Supervised, deadline: float | None = None) -> None:
-    """Poll ``check`` until the service is ready (raises ServiceFailed otherwise)."""
-    end = deadline if deadline is not None else proc.deadline
-    delay = 0.1
-    while not check(proc, end):
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
+def _tail_detail(spec: ServiceSpec) -> str:
+    return f"--- last lines of {spec.log.name} ---\n" + log_tail(spec.log, secrets=spec.secrets)
 
 
 def _safe(check: Callable[[], bool]) -> bool:
