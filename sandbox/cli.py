@@ -2,7 +2,11 @@
 
 Subcommands live in the ``COMMANDS`` registry: a module adds one with ``register(Command(...))``
 (``run`` is meant to be added that way). ``main()`` returns an exit code: 0 ok, 1 unhealthy,
-2 a SandboxError (printed as one paragraph with its fix), 130 interrupted.
+2 a SandboxError (printed as one paragraph with its fix), 3 no sandbox of that name (status, logs),
+130 interrupted.
+
+Output meant for pipes stays plain: log lines are written as they are (never wrapped or cut), and
+``up`` prints one progress line per step when stdout is not a terminal (a live table when it is).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from sandbox.config import load_settings
 from sandbox.errors import ConfigError, SandboxError
 from sandbox.stack import Backend, backend_names, get_backend
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a message is never broken into lines at the console width (a path or URL cut in two).
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+NO_SUCH_SANDBOX = 3
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,25 @@ def _backend(args: argparse.Namespace, **options: object) -> Backend:
     settings = load_settings(name=args.name, backend=args.backend)
     options = {**backend_options.from_args(settings.backend, args), **options}
     return get_backend(settings.backend, settings.name, **options)
+
+
+def _out(text: str) -> None:
+    """Write text to stdout as it is: no markup, no wrapping at the console width, no cutting."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _missing(backend: Backend) -> bool:
+    """Say so (exit code 3) when no sandbox of that name exists, rather than show a stopped one."""
+    if backend.exists():
+        return False
+    what = f"no {backend.name} sandbox named {backend.sandbox_name!r} exists."
+    err_console.print(Text.assemble(("error: ", "bold red"), what))
+    err_console.print(
+        Text.assemble(("fix: ", "bold"), f"check --name (or $MLOPS_SANDBOX_NAME); "
+                      f"`sandbox up --name {backend.sandbox_name}` creates it.")
+    )  # fmt: skip
+    return True
 
 
 # --------------------------------------------------------------------------- up
@@ -81,37 +106,66 @@ class _UpDisplay:
         return table
 
 
-def _endpoints_table(backend: Backend) -> Table:
+class _PlainProgress:
+    """One plain line per step, printed as it happens (stdout is a pipe or a file, not a terminal)."""
+
+    def __init__(self) -> None:
+        self.began: dict[str, float] = {}
+
+    def __call__(self, service: str, event: str, detail: str) -> None:
+        now = time.monotonic()
+        began = self.began.setdefault(service, now)
+        took = f" in {now - began:.1f}s" if event in ("ready", "reused", "failed") else ""
+        _out(f"{service}: {event}{took}" + (f" ({detail})" if detail else ""))
+
+
+def _endpoint_rows(backend: Backend) -> list[tuple[str, str]]:
     ep = backend.endpoints
+    rows = [
+        ("Airflow UI / API", ep.airflow_url),
+        ("MLflow UI", ep.mlflow_url),
+        ("S3", f"{ep.s3_url}  (buckets: {ep.data_bucket}, {ep.artifacts_bucket})"),
+    ]
+    postgres = getattr(backend, "postgres_address", None)  # the local backend's own database
+    if postgres:
+        rows.append(("Postgres", f"{postgres[0]}:{postgres[1]}  (databases airflow, mlflow)"))
+    if ep.credentials_file:
+        user = backend.credentials.airflow_username
+        rows.append(("credentials", f"{ep.credentials_file} (mode 0600; Airflow user {user!r})"))
+    return rows
+
+
+def _endpoints_table(backend: Backend) -> Table:
     table = Table(title="endpoints", show_header=False, box=None, padding=(0, 2), title_justify="left")
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Airflow UI / API", ep.airflow_url)
-    table.add_row("MLflow UI", ep.mlflow_url)
-    table.add_row("S3", f"{ep.s3_url}  (buckets: {ep.data_bucket}, {ep.artifacts_bucket})")
-    postgres = getattr(backend, "postgres_address", None)  # the local backend's own database
-    if postgres:
-        table.add_row("Postgres", f"{postgres[0]}:{postgres[1]}  (databases airflow, mlflow)")
-    if ep.credentials_file:
-        user = backend.credentials.airflow_username
-        table.add_row("credentials", f"{ep.credentials_file} (mode 0600; Airflow user {user!r})")
+    for name, value in _endpoint_rows(backend):
+        table.add_row(name, value)
     return table
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    display = _UpDisplay()
+    live = console.is_terminal
+    display = _UpDisplay() if live else _PlainProgress()
     settings = load_settings(name=args.name, backend=args.backend)
     options: dict[str, object] = {"progress": display} if settings.backend == "local" else {}
     options.update(backend_options.from_args(settings.backend, args))
     backend = get_backend(settings.backend, settings.name, **options)
-    with Live(display.render(), console=console, refresh_per_second=8, transient=False) as live:
-        display.live = live
+    if isinstance(display, _UpDisplay):
+        with Live(display.render(), console=console, refresh_per_second=8, transient=False) as progress:
+            display.live = progress
+            result = backend.up()
+        console.line()
+    else:
         result = backend.up()
-    console.line()
     verb = "reused a healthy stack" if result.reused else "started"
-    console.print(
-        f"Sandbox [bold]{backend.sandbox_name}[/] ({backend.name}): {verb} in {result.seconds:.1f}s"
-    )
+    summary = f"Sandbox {backend.sandbox_name} ({backend.name}): {verb} in {result.seconds:.1f}s"
+    if not live:
+        _out(summary)
+        for name, value in _endpoint_rows(backend):
+            _out(f"{name}: {value}")
+        return 0
+    console.print(summary.replace(backend.sandbox_name, f"[bold]{backend.sandbox_name}[/]", 1))
     console.print(_endpoints_table(backend))
     return 0
 
@@ -124,6 +178,8 @@ def _cfg_up(p: argparse.ArgumentParser) -> None:
 # --------------------------------------------------------------------------- status
 def _cmd_status(args: argparse.Namespace) -> int:
     backend = _backend(args)
+    if _missing(backend):
+        return NO_SUCH_SANDBOX
     services = backend.status()
     table = Table(box=None, padding=(0, 2), header_style="bold")
     for column in ("service", "health", "pid", "detail"):
@@ -150,11 +206,14 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 
     names = [args.service] if args.service else list(SERVICES)
     files = {name: logs_path(name) for name in names}
+    if _missing(backend):
+        return NO_SUCH_SANDBOX
     redact = backend.secrets.redactor()  # type: ignore[attr-defined]  # logs_path: the local backend
+    # Raw writes: a console would wrap long lines (at 80 columns when piped) and cut URLs in two.
     for name, path in files.items():
         if len(files) > 1:
-            console.rule(name)
-        console.print(redact(log_tail(path, args.lines)), markup=False, highlight=False)
+            _out(f"==> {name} <==")
+        _out(redact(log_tail(path, args.lines)))
     if not args.follow:
         return 0
     offsets = {name: path.stat().st_size if path.exists() else 0 for name, path in files.items()}
@@ -170,7 +229,7 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                 if chunk:
                     prefix = f"{name} | " if len(files) > 1 else ""
                     for line in redact(chunk.decode("utf-8", "replace")).splitlines():
-                        console.print(prefix + line, markup=False, highlight=False)
+                        _out(prefix + line)
             time.sleep(0.5)
     except KeyboardInterrupt:
         return 0

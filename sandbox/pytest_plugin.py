@@ -1,6 +1,8 @@
 """pytest plugin: options, fixtures and scenario collection.
 
-``scenarios/**/*.yaml`` files become test items. Every file is validated while pytest collects,
+Scenario files become test items: a ``.yaml``/``.yml`` file named on the command line, or found in a
+folder pytest walks when it declares ``apiVersion: mlops-sandbox/...`` at its top level (other YAML,
+e.g. charts or test data, is never collected). Every file is validated while pytest collects,
 so a bad file stops the session before any stack starts. The stack starts once per session, on the
 first item (or fixture) that needs it, and stops at the end unless ``--keep`` or it was already
 running when the session began (a warm stack the user started stays up).
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from sandbox import paths
-from sandbox.scenarios.loader import LoadedScenario, ScenarioLoadError, load
+from sandbox.scenarios.loader import LoadedScenario, ScenarioLoadError, is_scenario_file, load
 
 if TYPE_CHECKING:
     # The clients import in seconds (generated Airflow models, MLflow): only when a stack is used,
@@ -66,6 +68,7 @@ class _Session:
     details: list[tuple[str, str, Path | None]] = field(default_factory=list)
     report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
     registry: dict[str, Any] | None = None
+    collected: int = 0
 
     def get_backend(self) -> Backend:
         if self.backend is None:
@@ -131,14 +134,34 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # --- collection ---------------------------------------------------------------------------------
 
 
-def _is_scenario_file(path: Path) -> bool:
-    return path.suffix in (".yaml", ".yml") and "scenarios" in path.parent.parts
+def _named(config: pytest.Config) -> set[Path]:
+    """The files given on the command line (``path`` or ``path::name``), resolved."""
+    base = config.invocation_params.dir
+    return {(base / arg.split("::", 1)[0]).resolve() for arg in config.args}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if _is_scenario_file(file_path):
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    if file_path.resolve() in _named(parent.config) or is_scenario_file(file_path):
         return ScenarioFile.from_parent(parent, path=file_path)
     return None
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    _session(item.config).collected += 1
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not _session(session.config).collected:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            where = ", ".join(session.config.args) or "."
+            tr.write_line(
+                f"no scenario files (and no tests) found in {where}: a scenario file is a .yaml/.yml "
+                "file with the top-level line 'apiVersion: mlops-sandbox/v1', or one named on the "
+                "command line"
+            )
 
 
 class ScenarioFile(pytest.File):

@@ -159,7 +159,8 @@ def write_markdown(
         lines += ["", f"## {item_id}", "", "```text", text.rstrip(), "```"]
         if bundle is not None:
             lines += ["", f"Diagnostics: `{bundle}`"]
-    path = out_dir / f"scenarios-{stamp}.md"
+    # The sandbox's name keeps two suites run side by side from overwriting each other's report.
+    path = out_dir / f"scenarios-{stamp}-{sandbox_name}.md"
     body = redact("\n".join(lines) + "\n", secrets)
     path.write_text(body)
     (out_dir / "latest.md").write_text(body)

@@ -96,6 +96,10 @@ class Backend(Protocol):
 
     def status(self) -> list[ServiceStatus]: ...
 
+    def exists(self) -> bool:
+        """Whether this sandbox was ever created and not purged (its state folder is there)."""
+        ...
+
     @property
     def endpoints(self) -> Endpoints:
         """Endpoints of the running stack; raises ServiceError when it is not up."""

@@ -45,10 +45,6 @@ class Tool:
     path: Path
     version: tuple[int, int, int]
 
-    @property
-    def version_text(self) -> str:
-        return ".".join(map(str, self.version))
-
 
 def find_tool(name: str, *, path: str | None = None, tools_dir: Path | None = TOOLS_BIN) -> Path | None:
     """The executable for ``name`` on ``path`` (default ``$PATH``), else in ``tools_dir``; None if absent."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from sandbox.scenarios.model import Expect
@@ -17,12 +17,47 @@ if TYPE_CHECKING:
 
 _OPS = ("==", "!=", ">=", "<=", ">", "<")
 _ORDERED = {">=", "<=", ">", "<"}
-_OP_RE = re.compile(r"^\s*(==|!=|>=|<=|>|<)\s*(.*?)\s*$", re.S)
-_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_RANGE_RE = re.compile(rf"^\s*({_NUM})\s*\.\.\s*({_NUM})\s*$")
+_OPS_RE = "|".join(re.escape(op) for op in _OPS)
+_OP_RE = re.compile(rf"^\s*({_OPS_RE})\s*(.*?)\s*$", re.S)
 # Strings that look like an attempt at an operator (e.g. "=> 0.9", "=0.9") must not silently
 # become a string equality that can never match.
 _OPERATOR_LIKE = re.compile(r"^\s*[<>=!~]")
+
+ComparisonKind = Literal["value", "number", "count"]
+"""What a comparison is about, which decides what may be written:
+
+- ``value``: a param or tag (text in MLflow): text, a number, a boolean or null (absent), an
+  operator with any text (``== x``, ``!= x``) or a number (``>= 0.9``), or a numeric range;
+- ``number``: a metric: a number or null (absent), an operator with a number, or a range;
+- ``count``: how many of something: a whole number >= 0, an operator with one, or a range of them.
+"""
+# Operand grammar per kind: the parser below and the exported JSON schema share these.
+_NUM = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_OPERAND: dict[str, str] = {"value": _NUM, "number": _NUM, "count": r"\d+"}
+_WHAT = {"number": "a metric is a number", "count": "a count is a whole number >= 0"}
+_EXAMPLE = {"value": "'>= 0.9', '== 100' or '0.8..0.95'", "number": "0.9, '>= 0.9' or '0.8..0.95'",
+            "count": "2, '>= 1' or '1..3'"}  # fmt: skip
+
+
+def string_pattern(kind: ComparisonKind) -> str:
+    """The regular expression (JSON Schema ``pattern``) of a valid comparison string of ``kind``."""
+    num = _OPERAND[kind]
+    forms = [rf"^\s*{num}\s*\.\.\s*{num}\s*$", rf"^\s*(?:{_OPS_RE})\s*{num}\s*$"]
+    if kind == "value":
+        # Text equality: no '..' anywhere (that is a range), and not an operator-like start.
+        forms.append(r"^(?![\s\S]*\.\.)\s*(?:==|!=)\s*\S[\s\S]*$")
+        forms.append(r"^(?![\s\S]*\.\.)(?!\s*[<>=!~])\s*\S[\s\S]*$")
+    return "|".join(f"(?:{f})" for f in forms)
+
+
+def comparison_json_schema(kind: ComparisonKind) -> dict[str, Any]:
+    """JSON Schema of a comparison of ``kind`` (what ``Comparison.parse`` accepts)."""
+    text = {"type": "string", "pattern": string_pattern(kind)}
+    if kind == "count":
+        return {"anyOf": [{"type": "integer", "minimum": 0}, text]}
+    if kind == "number":
+        return {"anyOf": [{"type": "number"}, text, {"type": "null"}]}
+    return {"anyOf": [text, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]}
 
 
 class ComparisonError(ValueError):
@@ -42,6 +77,14 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
+def _operand(text: str, kind: ComparisonKind) -> float | None:
+    """``text`` as the kind's number (finite; whole for counts), None when it is not one."""
+    if not re.fullmatch(_OPERAND[kind], text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
 @dataclass(frozen=True)
 class Comparison:
     """One parsed comparison. ``op`` is an operator, ``range`` or ``absent``."""
@@ -52,32 +95,44 @@ class Comparison:
     text: str = ""
 
     @classmethod
-    def parse(cls, raw: Any) -> Comparison:
-        """Parse a YAML value: a plain value means equality, ``null`` means absent."""
+    def parse(cls, raw: Any, kind: ComparisonKind = "value") -> Comparison:
+        """Parse a YAML value of ``kind``: a plain value means equality, ``null`` means absent."""
         if isinstance(raw, Comparison):
             return raw
+        example = _EXAMPLE[kind]
         if raw is None:
+            if kind == "count":
+                raise ComparisonError(f"null is not a count; fix: write e.g. {example}")
             return cls("absent", text="null (absent)")
-        if isinstance(raw, bool | int | float):
+        if isinstance(raw, bool):
+            if kind != "value":
+                raise ComparisonError(
+                    f"{_WHAT[kind]}, got the boolean {str(raw).lower()}; fix: write e.g. {example}"
+                )
+            return cls("==", raw, text=f"== {str(raw).lower()}")
+        if isinstance(raw, int | float):
             if isinstance(raw, float) and not math.isfinite(raw):
                 raise ComparisonError(f"{raw!r} is not a finite number; fix: write a finite number")
+            if kind == "count" and (isinstance(raw, float) or raw < 0):
+                raise ComparisonError(f"{_WHAT['count']}, got {raw!r}; fix: write e.g. {example}")
             return cls("==", raw, text=f"== {_fmt(raw)}")
         if not isinstance(raw, str):
             raise ComparisonError(
                 f"a comparison must be a string, number, boolean or null, got {type(raw).__name__}; "
-                "fix: write e.g. '>= 0.9', '== 100' or '0.8..0.95'"
+                f"fix: write e.g. {example}"
             )
         text = raw.strip()
         if not text:
-            raise ComparisonError("empty comparison; fix: write e.g. '>= 0.9', '== 100' or '0.8..0.95'")
+            raise ComparisonError(f"empty comparison; fix: write e.g. {example}")
+        noun = "whole number" if kind == "count" else "number"
         if ".." in text:
-            m = _RANGE_RE.match(text)
-            if not m:
+            m = re.fullmatch(rf"\s*({_OPERAND[kind]})\s*\.\.\s*({_OPERAND[kind]})\s*", text)
+            lo, hi = (_operand(m.group(1), kind), _operand(m.group(2), kind)) if m else (None, None)
+            if m is None or lo is None or hi is None:
                 raise ComparisonError(
-                    f"{raw!r} is not a numeric range; "
-                    "fix: write 'LOW..HIGH' with two numbers, e.g. '0.8..0.95'"
+                    f"{raw!r} is not a range of {noun}s; fix: write 'LOW..HIGH' with two {noun}s, "
+                    f"e.g. '{'1..3' if kind == 'count' else '0.8..0.95'}'"
                 )
-            lo, hi = float(m.group(1)), float(m.group(2))
             if lo > hi:
                 raise ComparisonError(
                     f"range {raw!r} is empty (low {_fmt(lo)} > high {_fmt(hi)}); "
@@ -89,17 +144,23 @@ class Comparison:
             op, operand_text = m.group(1), m.group(2)
             if not operand_text:
                 raise ComparisonError(f"{raw!r} has no value after {op!r}; fix: write e.g. '{op} 0.9'")
-            number = _as_number(operand_text)
-            if op in _ORDERED:
-                if number is None or not math.isfinite(number):
-                    raise ComparisonError(
-                        f"{raw!r}: {op} needs a number, got {operand_text!r}; fix: write e.g. '{op} 0.9'"
-                    )
-                return cls(op, number, text=f"{op} {_fmt(number)}")
-            return cls(op, operand_text, text=f"{op} {operand_text}")
+            if kind == "value" and op not in _ORDERED:
+                return cls(op, operand_text, text=f"{op} {operand_text}")
+            number = _operand(operand_text, kind)
+            if number is None:
+                raise ComparisonError(
+                    f"{raw!r}: {op} needs a {noun}, got {operand_text!r}; "
+                    f"fix: write e.g. '{op} {'2' if kind == 'count' else '0.9'}'"
+                )
+            return cls(op, number, text=f"{op} {_fmt(number)}")
         if _OPERATOR_LIKE.match(text):
             raise ComparisonError(
                 f"{raw!r} starts with an unknown operator; fix: use one of {', '.join(_OPS)} or 'LOW..HIGH'"
+            )
+        if kind != "value":
+            raise ComparisonError(
+                f"{_WHAT[kind]}, got the text {raw!r}; fix: write e.g. {example} "
+                "(a number unquoted, or an operator and a number)"
             )
         return cls("==", text, text=f"== {text}")
 

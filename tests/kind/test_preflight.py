@@ -13,7 +13,8 @@ import pytest
 from sandbox import gpu
 from sandbox.backends.kind import preflight
 from sandbox.errors import PreflightError
-from sandbox.tools import find_tool, parse_version, require
+from sandbox.tools import Tool, find_tool, parse_version, require
+from tests.support import missing
 
 
 def test_missing_tools_are_all_named_with_fixes(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_too_old_tool(tmp_path: Path) -> None:
 def test_tools_dir_fallback_finds_installed_helm() -> None:
     helm = find_tool("helm", path="")
     if helm is None:
-        pytest.skip("helm is not installed in .tools/bin: run `bash .ci/install-helm`")
+        missing("helm is not installed in .tools/bin: run `bash .ci/install-helm`")
     assert require("helm", path="").version >= (3, 19, 0)
 
 
@@ -88,14 +89,55 @@ def test_gpu_preflight_names_nvml_when_no_gpu() -> None:
     assert reason is not None and ("NVML" in reason or "nvidia-ml-py" in reason)
 
 
+RUNTIME_CONFIG_ERROR = r"does not set accept-nvidia-visible-devices-as-volume-mounts = true"
+
+
 def test_gpu_runtime_config_check(tmp_path: Path) -> None:
-    """The host-side nvkind settings, checked on a real GPU host only (NVML must see a GPU first)."""
-    if not gpu.detect().available:
-        pytest.skip(f"needs an NVIDIA GPU: {gpu.detect().reason}")
+    """The host-side nvkind settings on a real GPU host whose docker defaults to the nvidia runtime."""
+    info = gpu.detect()
+    if not info.available:
+        pytest.skip(f"needs an NVIDIA GPU: {info.reason}")
+    if find_tool("docker") is None:
+        pytest.skip("docker CLI not installed")
+    docker = require("docker")  # outside pytest.raises: a missing docker must not pass the test
+    runtime = subprocess.run(
+        [str(docker.path), "info", "--format", "{{.DefaultRuntime}}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout.strip()
+    if runtime != "nvidia":
+        pytest.skip(
+            f"docker's default runtime here is {runtime or 'unknown'!r}, not nvidia (set up per docs/kind.md)"
+        )
     config = tmp_path / "config.toml"
     config.write_text("accept-nvidia-visible-devices-as-volume-mounts = false\n")
-    with pytest.raises(PreflightError):
-        preflight.gpu_host(require("docker"), runtime_config=config)
+    with pytest.raises(PreflightError, match=RUNTIME_CONFIG_ERROR):
+        preflight.gpu_host(docker, runtime_config=config)
+
+
+def test_gpu_host_checks_nvml_then_docker_runtime_then_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every branch, on any host. No GPU and no NVIDIA docker runtime exist here, so NVML's answer
+    and ``docker info`` are stood in for: a GpuInfo, and a script answering as docker would."""
+    fake = tmp_path / "docker"
+    fake.write_text('#!/bin/sh\necho "$FAKE_DOCKER_RUNTIME"\n')
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    docker = Tool("docker", fake, (28, 0, 0))
+    one_gpu = gpu.GpuInfo(1, ("NVIDIA H100",))
+    config = tmp_path / "config.toml"
+    config.write_text("accept-nvidia-visible-devices-as-volume-mounts = true\n")
+    monkeypatch.setenv("FAKE_DOCKER_RUNTIME", "nvidia")
+    assert preflight.gpu_host(docker, detect=lambda: one_gpu, runtime_config=config) == one_gpu
+    with pytest.raises(PreflightError, match="NVML"):
+        preflight.gpu_host(docker, detect=lambda: gpu.GpuInfo(0, reason="no driver"), runtime_config=config)
+    config.write_text("accept-nvidia-visible-devices-as-volume-mounts = false\n")
+    with pytest.raises(PreflightError, match=RUNTIME_CONFIG_ERROR):
+        preflight.gpu_host(docker, detect=lambda: one_gpu, runtime_config=config)
+    monkeypatch.setenv("FAKE_DOCKER_RUNTIME", "runc")
+    with pytest.raises(PreflightError, match="default runtime is 'runc', not 'nvidia'"):
+        preflight.gpu_host(docker, detect=lambda: one_gpu, runtime_config=config)
 
 
 def test_env_path_is_respected() -> None:

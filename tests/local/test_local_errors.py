@@ -53,11 +53,11 @@ def test_unknown_service_lists_the_valid_names(tmp_path: Path) -> None:
 
 
 def test_bad_options_are_config_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match=r"Invalid sandbox name '\.\./escape'"):
         LocalBackend("../escape", state_root=tmp_path)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="Unknown port key"):
         LocalBackend("ok", state_root=tmp_path, ports={"webserver": 8080})
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="Unknown timeout key"):
         LocalBackend("ok", state_root=tmp_path, timeouts={"nope": 1})
 
 
@@ -83,7 +83,7 @@ def test_cli_error_is_one_paragraph_with_exit_code_2(
     assert cli.main(["logs", "nope", "--name", "cli"]) == 2
     err = capsys.readouterr().err
     assert "Unknown service 'nope'" in err and "fix:" in err
-    assert cli.main(["status", "--name", "cli"]) == 1  # nothing started: unhealthy, not an error
+    assert cli.main(["status", "--name", "cli"]) == 3  # never created: no such sandbox (see test_cli.py)
 
 
 def test_cli_rejects_a_bad_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

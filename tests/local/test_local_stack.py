@@ -56,14 +56,15 @@ def _tree_pids(backend: LocalBackend) -> set[int]:
     return pids
 
 
-def test_stack_is_healthy_and_reused_quickly(stack: LocalBackend) -> None:
+def test_stack_is_healthy_and_reused(stack: LocalBackend) -> None:
+    """A second ``up`` reuses the healthy stack: same processes (how fast: benchmarks/bench_local_up.py)."""
     assert isinstance(stack, Backend)
     assert [s.name for s in stack.status()] == list(SERVICES)
     assert all(s.healthy for s in stack.status()), stack.status()
-    started = time.monotonic()
+    before = {s.name: s.pid for s in stack.status()}
     result = stack.up()
     assert result.reused
-    assert time.monotonic() - started < 2.0
+    assert {s.name: s.pid for s in stack.status()} == before
     ep = stack.endpoints
     for url in (ep.airflow_url, ep.mlflow_url, ep.s3_url):
         assert url.startswith("http://127.0.0.1:")
@@ -96,7 +97,8 @@ def test_services_listen_on_loopback_only(stack: LocalBackend) -> None:
 
 
 def test_postgres_accepts_a_query(stack: LocalBackend) -> None:
-    psycopg2 = pytest.importorskip("psycopg2")
+    import psycopg2  # in the platform lock the test envs install
+
     creds = stack.credentials
     assert stack.postgres_address is not None
     host, port = stack.postgres_address

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support import missing
+
 from .conftest import JOBS_DIR
 
 sys.path.insert(0, str(JOBS_DIR))  # as PYTHONPATH does for the local runtime and the image
@@ -72,9 +74,13 @@ def test_xcom_is_written_where_asked_and_skipped_without_a_sidecar(tmp_path) -> 
     target = tmp_path / "out" / "return.json"
     assert write_xcom({"a": 1}, Env({"MLOPS_XCOM_PATH": str(target)})) == target
     assert target.read_text() == '{"a": 1}'
-    # No MLOPS_XCOM_PATH and no /airflow/xcom volume (a pod without do_xcom_push): nothing written.
-    if not Path(DEFAULT_XCOM_PATH).parent.is_dir():
+    # No MLOPS_XCOM_PATH: the KPO sidecar's path when its volume is mounted (a pod with
+    # do_xcom_push), else nothing is written. This host decides which; both are asserted.
+    if Path(DEFAULT_XCOM_PATH).parent.is_dir():
+        assert write_xcom({"a": 1}, Env({})) == Path(DEFAULT_XCOM_PATH)
+    else:
         assert write_xcom({"a": 1}, Env({})) is None
+        assert not Path(DEFAULT_XCOM_PATH).parent.exists(), "must not create the sidecar's folder"
 
 
 def test_pip_requirements_pin_the_running_versions() -> None:
@@ -85,12 +91,27 @@ def test_pip_requirements_pin_the_running_versions() -> None:
     assert {"mlflow-skinny", "numpy", "pandas", "skops"} <= set(pins)
 
 
-def test_gpu_detection_is_empty_without_nvml() -> None:
-    found = gpu.detect()
-    if found.count:  # a GPU host: tags name it
-        assert found.tags()["gpu.count"] == str(found.count)
+def test_gpu_tags_name_the_gpus_and_are_empty_without_one() -> None:
+    assert gpu.Gpus().tags() == {}
+    assert gpu.Gpus(("NVIDIA H100", "NVIDIA H100")).tags() == {"gpu.count": "2", "gpu.name": "NVIDIA H100"}
+
+
+def test_gpu_detection_reports_what_nvml_sees() -> None:
+    """Checked against NVML itself on every host: 0 GPUs here, the real count on a GPU runner."""
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError:
+        expected = 0
     else:
-        assert found.tags() == {}
+        try:
+            expected = pynvml.nvmlDeviceGetCount()
+        finally:
+            pynvml.nvmlShutdown()
+    found = gpu.detect()
+    assert found.count == expected
+    assert (found.tags() == {}) is (expected == 0)
 
 
 def test_production_code_has_no_undefined_or_unused_names() -> None:
@@ -100,7 +121,7 @@ def test_production_code_has_no_undefined_or_unused_names() -> None:
 
     ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
     if ruff is None:
-        pytest.skip("ruff is not installed (the test extra provides it)")
+        missing("ruff is not installed (the test extra provides it)")
     root = JOBS_DIR.parent
     proc = subprocess.run(
         [ruff, "check", "--no-cache", "--isolated", "--select", "F821,F822,F823,F841,F401", "dags", "jobs"],

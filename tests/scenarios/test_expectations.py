@@ -53,7 +53,7 @@ def test_comparison_matches(raw: object, actual: object, ok: bool) -> None:
     [
         (">= abc", ">= needs a number"),
         ("0.95..0.8", "is empty"),
-        ("0.8..", "not a numeric range"),
+        ("0.8..", "not a range of numbers"),
         ("=> 0.9", "unknown operator"),
         ("==", "no value after"),
         ("", "empty comparison"),
@@ -66,6 +66,62 @@ def test_impossible_comparisons_are_errors(raw: object, fragment: str) -> None:
     with pytest.raises(ComparisonError, match="fix: ") as info:
         Comparison.parse(raw)
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "fragment"),
+    [
+        ("good", "number", "a metric is a number, got the text 'good'"),
+        ("0.9", "number", "got the text '0.9'"),
+        ("== good", "number", "== needs a number"),
+        (True, "number", "got the boolean true"),
+        (None, "count", "null is not a count"),
+        (2.0, "count", "a count is a whole number"),
+        (-1, "count", "a count is a whole number"),
+        ("2", "count", "got the text '2'"),
+        (">= 1.5", "count", "needs a whole number"),
+        ("1..2.5", "count", "not a range of whole numbers"),
+        ("a..b", "value", "not a range of numbers"),
+    ],
+)
+def test_comparisons_of_numbers_and_counts_are_strict(raw: object, kind: str, fragment: str) -> None:
+    with pytest.raises(ComparisonError, match="fix: ") as info:
+        Comparison.parse(raw, kind=kind)  # type: ignore[arg-type]
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "actual", "ok"),
+    [
+        (0.9, "number", 0.9, True),
+        ("!= 0.5", "number", 0.9, True),
+        (None, "number", None, True),
+        (2, "count", 2, True),
+        ("1..3", "count", 4, False),
+        ("== passed", "value", "passed", True),
+        ("yes", "value", "yes", True),
+    ],
+)
+def test_valid_comparisons_of_each_kind_match(raw: object, kind: str, actual: object, ok: bool) -> None:
+    assert Comparison.parse(raw, kind=kind).matches(actual) is ok  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["value", "number", "count"])
+@pytest.mark.parametrize(
+    "text", ["0.9", ">= 0.9", "== x", "!= 3", "1..2", "=> 1", "", " ", "a..b", "~x", "< 1e3", "2", "== 2"]
+)
+def test_schema_pattern_agrees_with_the_parser(kind: str, text: str) -> None:
+    """The exported JSON schema's pattern for comparison strings accepts exactly what parse() does."""
+    import re
+
+    from sandbox.scenarios.expectations import string_pattern
+
+    try:
+        Comparison.parse(text, kind=kind)  # type: ignore[arg-type]
+        parsed = True
+    except ComparisonError:
+        parsed = False
+    assert bool(re.search(string_pattern(kind), text)) is parsed  # type: ignore[arg-type]
 
 
 def _obs(**over: object) -> RunObservation:

@@ -1,5 +1,6 @@
 """Validating a change before merge: a DAG that does not import, or a job that crashes, fails the
-scenario within seconds with the real error, not a timeout. Real local stack (slow).
+scenario at once with the real error, not a timeout. Real local stack (slow). How fast is measured
+by benchmarks, not asserted here: the asserts are on what ended the scenario.
 
 The stack serves a temporary copy of ``dags/`` (LocalBackend's ``dags_folder``), with two changes a
 developer could make: a second DAG file whose import fails, and a DAG copy whose steps run a
@@ -98,17 +99,15 @@ def test_a_dag_that_does_not_import_fails_at_once_with_the_import_error(workspac
     sc = _scenario(
         workspace,
         "apiVersion: mlops-sandbox/v1\nname: broken\ndag: train_model_pipeline_broken\n"
-        "timeout: 600\nexpect: {dag_run: success}\n",
+        "timeout: 300\nexpect: {dag_run: success}\n",
     )
-    started = time.monotonic()
     result = Runner(platform).run(sc)
-    seconds = time.monotonic() - started
     assert result.verdict == "error"
     text = result.failure_text()
     assert "does not import (Airflow import error)" in text
     assert "ModuleNotFoundError: No module named 'no_such_module_added_by_a_change'" in text
+    assert "did not appear in Airflow" not in text  # not the DAG-appearance deadline
     assert result.runs == []  # nothing was triggered
-    assert seconds < 15, f"took {seconds:.1f}s"
 
 
 def test_a_job_that_crashes_fails_the_scenario_within_seconds_with_its_traceback(
@@ -119,20 +118,18 @@ def test_a_job_that_crashes_fails_the_scenario_within_seconds_with_its_traceback
     sc = _scenario(
         workspace,
         "apiVersion: mlops-sandbox/v1\nname: crash\ndag: train_model_pipeline_crashing\n"
-        "timeout: 600\nexpect: {dag_run: success}\n",
+        "timeout: 300\nexpect: {dag_run: success}\n",
     )
-    started = time.monotonic()
     result = Runner(platform).run(sc)
-    seconds = time.monotonic() - started
     assert result.verdict == "error"
     text = result.failure_text()
+    # Fail fast: ended by the first failed try, not by the scenario timeout and not after the retry.
     assert re.search(r"task preprocess_data failed unexpectedly \(try 1, dag_run_id sbx__\S+\)", text), text
     assert f"RuntimeError: {CRASH}" in text
-    # Fail fast: not the 600 s timeout, and not waiting for the retry (try 2).
-    assert seconds < 60, f"took {seconds:.1f}s"
+    assert "after the scenario timeout" not in text
     dag_run_id = re.search(r"dag_run_id (sbx__\S+)\)", text).group(1)  # type: ignore[union-attr]
     # The abandoned run is marked failed so its retry does not hold the DAG's only active slot.
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120  # a hang guard: the runner marks it failed before returning
     while platform.airflow.dag_run_state("train_model_pipeline_crashing", dag_run_id) != "failed":
         assert time.monotonic() < deadline
         time.sleep(0.5)

@@ -110,6 +110,9 @@ class KindBackend:
         if purge:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
     def status(self) -> list[ServiceStatus]:
         out = []
         for service, url in access.health_urls(self.endpoints).items():

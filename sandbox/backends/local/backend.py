@@ -185,6 +185,9 @@ class LocalBackend:
                     postgres.purge_data(saved.postgres_data)
                 self.state.purge()
 
+    def exists(self) -> bool:
+        return self.state.dir.is_dir()
+
     def status(self) -> list[ServiceStatus]:
         saved = self.state.load()
         if saved is None:
