@@ -56,6 +56,14 @@ def _tree_pids(backend: LocalBackend) -> set[int]:
     return pids
 
 
+def _cmdline(pid: int) -> list[str]:
+    """A live process's argv; [] for one that exited (or is a zombie) since the tree was listed."""
+    try:
+        return psutil.Process(pid).cmdline()
+    except psutil.Error:
+        return []
+
+
 def test_stack_is_healthy_and_reused(stack: LocalBackend) -> None:
     """A second ``up`` reuses the healthy stack: same processes (how fast: benchmarks/bench_local_up.py)."""
     assert isinstance(stack, Backend)
@@ -77,7 +85,7 @@ def test_secrets_file_is_private_and_never_in_state_or_argv(stack: LocalBackend)
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     state_text = stack.state.state_file.read_text()
     creds = stack.credentials
-    cmdlines = " ".join(" ".join(psutil.Process(pid).cmdline()) for pid in _tree_pids(stack))
+    cmdlines = " ".join(" ".join(_cmdline(pid)) for pid in _tree_pids(stack))
     for value in creds.secrets():
         assert value not in state_text
         assert value not in cmdlines  # command lines are world-readable through ps
