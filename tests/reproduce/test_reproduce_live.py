@@ -339,6 +339,8 @@ def test_unauthorised_and_unreachable_endpoints_are_named(
     out = fails(production.args(production.gate_run), MLOPS_REPRO_AIRFLOW_PASSWORD=wrong)
     airflow = production.backend.endpoints.airflow_url
     assert f"Production Airflow at {airflow} refused the username and password (HTTP 401" in out
+    out = fails(production.args(production.gate_run), MLOPS_REPRO_AIRFLOW_TOKEN="expired-token-value")
+    assert f"Production Airflow at {airflow} refused the credentials (HTTP 401) reading DAG '{DAG}'" in out
 
     dead = f"http://{LOOPBACK}:{free_ports(1)[0]}"
     args = production.args(production.gate_run)
