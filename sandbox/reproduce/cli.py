@@ -107,12 +107,12 @@ def _run(args: argparse.Namespace) -> int:
     secrets = credentials.secret_values()
     try:
         return _reproduce(args, credentials)
-    except SandboxError as exc:
+    except SandboxError as exc:  # masked in place: subclasses differ in their constructors
         from sandbox.report import redact
 
-        raise type(exc)(
-            redact(exc.what, secrets), redact(exc.fix, secrets), detail=redact(exc.detail, secrets)
-        ) from None
+        exc.what, exc.fix, exc.detail = (redact(t, secrets) for t in (exc.what, exc.fix, exc.detail))
+        exc.args = (exc.render(),)
+        raise
 
 
 def _reproduce(args: argparse.Namespace, credentials: Credentials) -> int:

@@ -83,7 +83,7 @@ def resolved_conf(run: ProductionRun) -> dict[str, Pin]:
         if name in ISOLATION_PARAMS or name in DATA_PARAMS:
             continue
         pin = Pin(run.conf[name], "run conf") if name in run.conf else Pin(run.defaults[name], "DAG default")
-        logged = trained.params.get(name) if trained else None
+        logged = trained.params.get(name) if trained and name in LOGGED_PARAMS else None
         if logged is not None and not _same(pin.value, logged):
             pin = Pin(_typed(logged, pin.value), f"as MLflow recorded it ({pin.note} says {pin.value!r})")
         out[name] = pin
