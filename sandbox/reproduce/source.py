@@ -179,10 +179,14 @@ class AirflowReader:
                 f"Production Airflow at {self.url} refused the credentials (HTTP 401) reading {what}.",
                 "Check MLOPS_REPRO_AIRFLOW_TOKEN (expired?) or MLOPS_REPRO_AIRFLOW_USERNAME/_PASSWORD.",
             ) from None
-        except ForbiddenException:
+        except ForbiddenException as exc:
+            # Airflow 3 answers 403 both to a token it cannot verify and to a user without permission.
             raise ConfigError(
-                f"Production Airflow at {self.url} does not let this user read {what} (HTTP 403).",
-                "Use a user that may read DAGs, DAG runs, task instances and task logs (a viewer role).",
+                f"Production Airflow at {self.url} refused to let these credentials read {what} "
+                f"(HTTP 403: {_detail(exc)}).",
+                '"Invalid JWT token": MLOPS_REPRO_AIRFLOW_TOKEN is expired or not from this Airflow; '
+                '"Forbidden": use a user that may read DAGs, DAG runs, task instances and task logs '
+                "(a viewer role).",
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise self._unreachable(getattr(exc, "reason", None) or exc) from None
@@ -276,6 +280,15 @@ class AirflowReader:
         except (ValueError, AttributeError):
             text = resp.data.decode(errors="replace")
         return "\n".join(text.rstrip().splitlines()[-LOG_TAIL_LINES:])
+
+
+def _detail(exc: Any) -> str:
+    """The ``detail`` of an Airflow API error body, else its reason."""
+    try:
+        detail = json.loads(exc.body or "{}").get("detail")
+    except (ValueError, AttributeError):
+        detail = None
+    return str(detail or exc.reason or "no detail")[:200]
 
 
 def _text(value: Any) -> str | None:
