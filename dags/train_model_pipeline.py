@@ -7,6 +7,10 @@ without Kubernetes). Deployment config is read at parse time (docs/architecture.
 ``dataset`` is a free string rather than a Param enum on purpose: the job validates it, so an unknown
 name fails ``preprocess_data`` with the list of valid datasets in the task log (a scenario checks
 that), where an enum would reject the trigger before any task ran.
+
+``data_content_hash`` and ``data_source`` make a run reproducible byte for byte: a run given a hash
+fails in ``preprocess_data`` (and ``train_model``) when its split hashes to anything else, and a run
+given a source trains on that saved split instead of regenerating one.
 """
 
 from __future__ import annotations
@@ -35,6 +39,20 @@ PARAMS = {
     "label_noise": Param(0.0, type="number", minimum=0, maximum=0.5, description="share of labels flipped"),
     "seed": Param(42, type="integer", minimum=0),
     "test_size": Param(0.2, type="number", exclusiveMinimum=0, maximum=0.5),
+    # Reproducibility: pin the exact bytes a run trains on (both checked by preprocess and train).
+    "data_content_hash": Param(
+        "",
+        type="string",
+        pattern=r"^(sha256:[0-9a-f]{64})?$",
+        description="the split must hash to this (a manifest's content_hash); empty: not checked",
+    ),
+    "data_source": Param(
+        "",
+        type="string",
+        pattern=r"^(s3://[^/]+/.*)?$",
+        description="s3://bucket/prefix/ holding train.csv and test.csv to use as they are; "
+        "empty: generate the split from the dataset",
+    ),
 }
 
 with DAG(

@@ -265,7 +265,11 @@ register(Command("logs", "show (and follow) service logs", _cfg_logs, _cmd_logs)
 register(Command("down", "stop the platform", _cfg_down, _cmd_down))
 # Modules that register more subcommands when imported (`run` for the scenario suites lives in
 # sandbox/scenarios/cli.py and calls register(Command("run", ...))). A missing module is skipped.
-PLUGIN_MODULES: tuple[str, ...] = ("sandbox.scenarios.cli", "sandbox.backends.kind.cli")
+PLUGIN_MODULES: tuple[str, ...] = (
+    "sandbox.scenarios.cli",
+    "sandbox.backends.kind.cli",
+    "sandbox.reproduce.cli",
+)
 
 
 def _load_plugins() -> None:

@@ -139,6 +139,8 @@ RUN_ENV = {
     "MLOPS_N_ESTIMATORS": "{{ params.n_estimators }}",
     "MLOPS_MAX_DEPTH": "{{ params.max_depth }}",
     "MLOPS_MIN_ACCURACY": "{{ params.min_accuracy }}",
+    "MLOPS_DATA_CONTENT_HASH": "{{ params.data_content_hash }}",
+    "MLOPS_DATA_SOURCE": "{{ params.data_source }}",
 }
 # The exact run and version train registered (never "the latest run").
 TRAIN_RESULT_ENV = {"MLOPS_TRAIN_RESULT": "{{ ti.xcom_pull(task_ids='train_model') | tojson }}"}
@@ -148,8 +150,10 @@ TRAIN_RESULT_ENV = {"MLOPS_TRAIN_RESULT": "{{ ti.xcom_pull(task_ids='train_model
 def pipeline_steps(deployment: Deployment) -> list[Step]:
     """preprocess_data >> train_model >> evaluate_and_register, in order."""
     res, image = deployment.resources, deployment.image
+    # A pod cannot see its own image reference: hand it over, so training runs record it.
+    env = RUN_ENV | {"MLOPS_JOB_IMAGE": image}
     return [
-        Step("preprocess_data", "preprocess", RUN_ENV, res["preprocess"], image=image),
-        Step("train_model", "train", RUN_ENV, res["train"], deployment.train_gpu, xcom=True, image=image),
-        Step("evaluate_and_register", "evaluate", RUN_ENV | TRAIN_RESULT_ENV, res["evaluate"], image=image),
+        Step("preprocess_data", "preprocess", env, res["preprocess"], image=image),
+        Step("train_model", "train", env, res["train"], deployment.train_gpu, xcom=True, image=image),
+        Step("evaluate_and_register", "evaluate", env | TRAIN_RESULT_ENV, res["evaluate"], image=image),
     ]

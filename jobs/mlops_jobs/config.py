@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,10 @@ class Env:
             fix = hint or "the DAG sets it for every step; when running a job by hand, export it"
             raise ConfigError(f"{name} is not set ({fix})")
         return value
+
+    def optional(self, name: str) -> str:
+        """A variable that may be unset or empty (then ``""``): an optional DAG param."""
+        return self.environ.get(name, "").strip()
 
     def integer(self, name: str, low: int | None = None) -> int:
         raw = self.text(name)
@@ -107,6 +112,34 @@ def tracking_uri(env: Env) -> str:
 
 def data_bucket(env: Env) -> str:
     return env.text("MLOPS_DATA_BUCKET", "the platform ConfigMap provides the data bucket's name")
+
+
+CONTENT_HASH_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+S3_URI_RE = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<prefix>.*)$")
+
+
+def expected_content_hash(env: Env) -> str:
+    """``MLOPS_DATA_CONTENT_HASH`` (param ``data_content_hash``): the split must hash to it; "" = no check."""
+    value = env.optional("MLOPS_DATA_CONTENT_HASH")
+    if value and not CONTENT_HASH_RE.match(value):
+        raise ConfigError(
+            f"MLOPS_DATA_CONTENT_HASH={value!r} is not a content hash: write 'sha256:' and 64 hex digits "
+            "(a manifest's content_hash, or the MLflow param data_content_hash), or leave it empty"
+        )
+    return value
+
+
+def data_source(env: Env) -> str:
+    """``MLOPS_DATA_SOURCE`` (param ``data_source``): ``s3://bucket/prefix/`` of a saved split, or ""."""
+    value = env.optional("MLOPS_DATA_SOURCE")
+    if value and not S3_URI_RE.match(value):
+        raise ConfigError(
+            f"MLOPS_DATA_SOURCE={value!r} must be an s3://<bucket>/<prefix>/ URI of a folder holding "
+            "train.csv and test.csv (on the platform's S3), or empty to generate the split"
+        )
+    if value and not value.endswith("/"):
+        value += "/"  # a folder: never let "runs/a" also match "runs/ab/..."
+    return value
 
 
 def write_xcom(result: Mapping[str, Any], env: Env) -> Path | None:

@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from mlops_jobs import data, gpu
-from mlops_jobs.config import Env, RunContext, data_bucket, tracking_uri, write_xcom
+from mlops_jobs import data, gpu, provenance
+from mlops_jobs.config import (
+    Env,
+    RunContext,
+    data_bucket,
+    expected_content_hash,
+    tracking_uri,
+    write_xcom,
+)
 
 if TYPE_CHECKING:
     import numpy as np
 
 # RandomForest holds sklearn Tree objects, which skops refuses to load unless trusted by name.
 SKOPS_TRUSTED_TYPES = ["sklearn.tree._tree.Tree"]
-# Listing requirements explicitly skips MLflow's inference, which re-imports the model in a
-# subprocess (~5 s of every train run).
-_REQUIREMENT_DISTS = ("mlflow-skinny", "scikit-learn", "numpy", "pandas", "scipy", "skops")
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class TrainConfig:
     model_name: str
     tracking_uri: str
     bucket: str
+    expected_hash: str = ""  # "" = no check
 
     @classmethod
     def from_env(cls, env: Env) -> TrainConfig:
@@ -42,18 +46,17 @@ class TrainConfig:
             model_name=env.text("MLOPS_MODEL_NAME"),
             tracking_uri=tracking_uri(env),
             bucket=data_bucket(env),
+            expected_hash=expected_content_hash(env),
         )
 
 
 def pip_requirements() -> list[str]:
-    """The serving environment: the versions this job ran with (the image's pins)."""
-    pins = []
-    for dist in _REQUIREMENT_DISTS:
-        try:
-            pins.append(f"{dist}=={metadata.version(dist)}")
-        except metadata.PackageNotFoundError:
-            continue
-    return pins
+    """The serving environment: the versions this job ran with (the image's pins).
+
+    Listing them explicitly skips MLflow's inference, which re-imports the model in a subprocess
+    (~5 s of every train run).
+    """
+    return [f"{dist}=={version}" for dist, version in provenance.library_versions().items()]
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> dict[str, float]:
@@ -106,7 +109,7 @@ def fit(cfg: TrainConfig, split: data.Split) -> tuple[Any, dict[str, float]]:
 
 
 def log_and_register(
-    cfg: TrainConfig, split: data.Split, model: Any, scores: dict[str, float]
+    cfg: TrainConfig, split: data.Split, model: Any, scores: dict[str, float], env: Env
 ) -> dict[str, Any]:
     """One MLflow run with params, metrics and the model; registers a version of ``model_name``."""
     import mlflow
@@ -117,7 +120,7 @@ def log_and_register(
     experiment = mlflow.set_experiment(cfg.experiment_name)
     manifest = split.manifest
     with mlflow.start_run(run_name=cfg.context.dag_run_id) as active:
-        mlflow.set_tags({**cfg.context.tags(), **gpu.detect().tags()})
+        mlflow.set_tags({**cfg.context.tags(), **gpu.detect().tags(), **provenance.tags(env, manifest)})
         mlflow.log_params(
             {
                 "dataset": manifest["dataset"],
@@ -161,6 +164,12 @@ def run(env: Env | None = None) -> dict[str, Any]:
     watch = Stopwatch()
     # Data first: a missing split fails in a second instead of after the slow imports.
     split = data.read_split(cfg.bucket, cfg.context.dag_run_id)
+    data.verify_content_hash(
+        cfg.expected_hash,
+        split.manifest["content_hash"],
+        f"the split in s3://{cfg.bucket}/{data.run_prefix(cfg.context.dag_run_id)}",
+        "It was replaced after preprocess_data wrote it: clear the DAG run from preprocess_data.",
+    )
     watch.lap("data")
     # Imported here only to time them apart: on small data they are most of the step.
     import mlflow.sklearn  # noqa: F401
@@ -169,7 +178,7 @@ def run(env: Env | None = None) -> dict[str, Any]:
     watch.lap("imports")
     model, scores = fit(cfg, split)
     watch.lap("fit")
-    result = log_and_register(cfg, split, model, scores)
+    result = log_and_register(cfg, split, model, scores, env)
     watch.lap("mlflow")
     print(
         f"train: run {result['run_id']} registered {cfg.model_name} v{result['model_version']}; "

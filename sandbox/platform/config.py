@@ -220,6 +220,8 @@ class PlatformConfig(BaseModel):
 
     overlay: str | None
     charts_dir: Path
+    # `<name>-<version>` of charts/platform/Chart.yaml: the ConfigMap's MLOPS_CHART_VERSION.
+    platform_chart: str
     platform: PlatformValues
     s3: S3Values
     mlflow: MlflowValues
@@ -250,6 +252,7 @@ class PlatformConfig(BaseModel):
                 "AWS_ENDPOINT_URL_S3": p.s3_endpoint_url,
                 "MLOPS_DATA_BUCKET": p.data_bucket,
                 "AWS_DEFAULT_REGION": p.region,
+                "MLOPS_CHART_VERSION": self.platform_chart,
             },
             secret_name=p.credentials_secret_name,
             secret_keys=(self.s3.auth.access_key_key, self.s3.auth.secret_key_key),
@@ -288,9 +291,22 @@ def load_platform_config(
                 f"Fix `{key}` in the chart's values (the sandbox reads it to start the platform; "
                 "docs/architecture.md lists the keys it reads).",
             ) from exc
-    config = PlatformConfig(overlay=overlay, charts_dir=charts_dir, **parsed)
+    config = PlatformConfig(
+        overlay=overlay, charts_dir=charts_dir, platform_chart=_chart_id(charts_dir / "platform"), **parsed
+    )
     _check_consistency(config)
     return config
+
+
+def _chart_id(chart: Path) -> str:
+    """``<name>-<version>`` from a chart's ``Chart.yaml`` (what ``printf "%s-%s" .Chart.Name
+    .Chart.Version`` renders)."""
+    meta = values_mod.read_yaml(chart / "Chart.yaml")
+    if not isinstance(meta, dict) or not meta.get("name") or not meta.get("version"):
+        raise ConfigError(
+            f"{chart / 'Chart.yaml'} lacks `name` or `version`.", "Restore the chart's Chart.yaml from git."
+        )
+    return f"{meta['name']}-{meta['version']}"
 
 
 def _check_consistency(config: PlatformConfig) -> None:

@@ -57,7 +57,8 @@ def covered(key: str, allowed: list[str]) -> bool:
     return any(key == a or key.startswith(a + ".") for a in allowed)
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """One chart YAML file (values, Chart.yaml) as a mapping; ConfigError naming the file and line."""
     try:
         data = yaml.load(path.read_text(), Loader=_LOADER)  # a safe loader
     except OSError as exc:
@@ -79,7 +80,7 @@ def _read(path: Path) -> dict[str, Any]:
 def overlay_keys(charts_dir: Path = CHARTS_DIR) -> dict[str, dict[str, list[str]]]:
     """chart -> overlay -> dotted keys that overlay may set."""
     path = charts_dir / OVERLAY_KEYS_FILE
-    data = _read(path)
+    data = read_yaml(path)
     out: dict[str, dict[str, list[str]]] = {}
     for chart, overlays in data.items():
         if not isinstance(overlays, dict) or not all(isinstance(v, list) for v in overlays.values()):
@@ -100,7 +101,8 @@ class ChartValues:
     def source(self, key: str) -> str:
         """Where a dotted key is set, for messages: the last file that sets it."""
         for path in reversed(self.files):
-            if key in leaves(_read(path)) or any(k.startswith(key + ".") for k in leaves(_read(path))):
+            keys = leaves(read_yaml(path))
+            if key in keys or any(k.startswith(key + ".") for k in keys):
                 return f"{path} `{key}`"
         return f"{self.files[0]} `{key}`"
 
@@ -115,13 +117,13 @@ def load(
     sets a key ``overlay-keys.yaml`` (or ``allow_list``, read from it) does not allow for it (a missing
     overlay file is empty)."""
     base_file = charts_dir / chart / "values.yaml"
-    base = _read(base_file)
+    base = read_yaml(base_file)
     if overlay is None:
         return ChartValues(chart, base, (base_file,))
     overlay_file = charts_dir / chart / f"values-{overlay}.yaml"
     if not overlay_file.exists():
         return ChartValues(chart, base, (base_file,))
-    merged = merge(base, _read(overlay_file))
+    merged = merge(base, read_yaml(overlay_file))
     allowed = (allow_list if allow_list is not None else overlay_keys(charts_dir)).get(chart, {}).get(overlay)
     if allowed is None:
         raise ConfigError(

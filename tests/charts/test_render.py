@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from sandbox.backends.kind.cluster import NODE_PORTS
 from sandbox.paths import CHARTS_DIR, PROJECT_ROOT
@@ -186,7 +187,11 @@ def test_platform_configmap_and_pod_launcher_rbac(render: Render) -> None:
         "AWS_ENDPOINT_URL_S3",
         "MLOPS_DATA_BUCKET",
         "AWS_DEFAULT_REGION",
+        "MLOPS_CHART_VERSION",
     }
+    # Training runs record which platform release they ran on (MLflow tag mlops.chart_version).
+    chart = yaml.safe_load((CHARTS_DIR / "platform" / "Chart.yaml").read_text())
+    assert data["MLOPS_CHART_VERSION"] == f"platform-{chart['version']}"
     rules = {r["resources"][0]: set(r["verbs"]) for r in objects[("Role", "mlops-pod-launcher")]["rules"]}
     assert {"create", "watch", "delete"} <= rules["pods"] and "create" in rules["pods/exec"]
     subjects = {s["name"] for s in objects[("RoleBinding", "mlops-pod-launcher")]["subjects"]}

@@ -44,11 +44,16 @@ CONFS: list[tuple[dict[str, Any], bool]] = [
     ({"max_depth": "deep"}, False),
     ({"test_size": 0}, False),
     ({"experiment_name": ""}, False),
+    ({"data_content_hash": "sha256:" + "0" * 64, "data_source": "s3://mlops-data/reproductions/r/"}, True),
+    ({"data_content_hash": "0" * 64}, False),  # no "sha256:" prefix
+    ({"data_content_hash": "sha256:abc"}, False),
+    ({"data_source": "runs/r/"}, False),  # not an s3:// URI
 ]
 RUN_ENV = {
     "MLOPS_DAG_ID", "MLOPS_DAG_RUN_ID", "MLOPS_TASK_ID", "MLOPS_TRY_NUMBER", "MLOPS_DATASET",
     "MLOPS_LABEL_NOISE", "MLOPS_SEED", "MLOPS_TEST_SIZE", "MLOPS_N_ESTIMATORS", "MLOPS_MAX_DEPTH",
-    "MLOPS_EXPERIMENT_NAME", "MLOPS_MODEL_NAME", "MLOPS_MIN_ACCURACY",
+    "MLOPS_EXPERIMENT_NAME", "MLOPS_MODEL_NAME", "MLOPS_MIN_ACCURACY", "MLOPS_DATA_CONTENT_HASH",
+    "MLOPS_DATA_SOURCE", "MLOPS_JOB_IMAGE",
 }  # fmt: skip
 SECRETS = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
@@ -140,6 +145,8 @@ def test_params_defaults_and_validation(parsed: dict) -> None:
         "label_noise": 0.0,
         "seed": 42,
         "test_size": 0.2,
+        "data_content_hash": "",
+        "data_source": "",
     }
     # dataset stays a free string so the job can fail with the list of valid names.
     assert "enum" not in result["param_schema"]["dataset"]
@@ -247,6 +254,8 @@ def test_deployment_config_reaches_the_pods(parsed: dict) -> None:
     ):
         for task in parsed[config]["tasks"].values():
             assert _container(task)["image"] == image
+            # The job records its image (MLflow tag mlops.job_image): a pod cannot see it otherwise.
+            assert _env(_container(task))["MLOPS_JOB_IMAGE"]["value"] == image
             assert task["pod"]["metadata"]["namespace"] == namespace
             assert task["pod"]["spec"]["securityContext"] == {
                 "runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001,

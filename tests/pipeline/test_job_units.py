@@ -13,8 +13,18 @@ from tests.support import missing
 from .conftest import JOBS_DIR
 
 sys.path.insert(0, str(JOBS_DIR))  # as PYTHONPATH does for the local runtime and the image
-from mlops_jobs import gpu
-from mlops_jobs.config import DEFAULT_XCOM_PATH, ConfigError, Env, RunContext, tracking_uri, write_xcom
+from mlops_jobs import __version__, data, gpu, provenance
+from mlops_jobs.config import (
+    DEFAULT_XCOM_PATH,
+    ConfigError,
+    Env,
+    JobFailed,
+    RunContext,
+    data_source,
+    expected_content_hash,
+    tracking_uri,
+    write_xcom,
+)
 from mlops_jobs.evaluate import TrainResult
 from mlops_jobs.preprocess import PreprocessConfig, add_label_noise
 from mlops_jobs.train import classification_metrics, pip_requirements
@@ -130,3 +140,72 @@ def test_production_code_has_no_undefined_or_unused_names() -> None:
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+HASH = "sha256:" + "ab" * 32
+
+
+def test_data_pinning_params_are_validated_with_the_fix_named() -> None:
+    assert expected_content_hash(Env({})) == ""
+    assert expected_content_hash(Env({"MLOPS_DATA_CONTENT_HASH": f" {HASH} "})) == HASH
+    for bad in ("ab" * 32, "sha256:xyz", "md5:" + "0" * 32):
+        with pytest.raises(
+            ConfigError, match=r"MLOPS_DATA_CONTENT_HASH=.* is not a content hash: write .sha256:."
+        ):
+            expected_content_hash(Env({"MLOPS_DATA_CONTENT_HASH": bad}))
+    assert data_source(Env({"MLOPS_DATA_SOURCE": ""})) == ""
+    # A folder: "saved/a" must never also match "saved/ab/...".
+    assert data_source(Env({"MLOPS_DATA_SOURCE": "s3://mlops-data/saved/a"})) == "s3://mlops-data/saved/a/"
+    for bad in ("runs/x/", "file:///tmp/x/", "s3://", "s3://B/x/"):
+        with pytest.raises(ConfigError, match="must be an s3://<bucket>/<prefix>/ URI"):
+            data_source(Env({"MLOPS_DATA_SOURCE": bad}))
+
+
+def test_content_hash_check_names_both_hashes_and_the_fix() -> None:
+    data.verify_content_hash("", "sha256:anything", "x", "fix")  # no expectation: no check
+    data.verify_content_hash(HASH, HASH, "x", "fix")
+    with pytest.raises(JobFailed) as err:
+        data.verify_content_hash(HASH, "sha256:" + "cd" * 32, "the split generated from wine", "Use X.")
+    message = str(err.value)
+    assert message.startswith(
+        "data content hash mismatch: the split generated from wine hashes to sha256:cdcd"
+    )
+    assert f"but this run expects {HASH} (DAG param data_content_hash)" in message
+    assert message.endswith("refusing to run on different bytes. Use X.")
+
+
+def test_content_hash_covers_names_and_bytes() -> None:
+    files = {"train.csv": b"a,b\n1,2\n", "test.csv": b"a,b\n3,4\n"}
+    assert data.content_hash(files) == data.content_hash(dict(reversed(files.items())))
+    assert data.content_hash(files) != data.content_hash({**files, "test.csv": b"a,b\n3,5\n"})
+    assert data.content_hash(files) != data.content_hash(
+        {"train.csv": files["test.csv"], "test.csv": files["train.csv"]}
+    )
+    assert data.csv_rows(files["train.csv"]) == 1 and data.csv_rows(b"a,b\n1,2\n3,4") == 2
+
+
+def test_provenance_tags_without_build_info_fall_back_to_the_package_version() -> None:
+    tags = provenance.tags(Env({}), {"content_hash": HASH})
+    assert tags["mlops.code_version"] == f"mlops_jobs=={__version__}"
+    assert tags["mlops.jobs_version"] == __version__
+    assert tags["mlops.data_content_hash"] == HASH
+    assert tags["mlops.data_source"] == "generated"
+    # Unknown values are left out rather than guessed.
+    assert not {"mlops.git_sha", "mlops.job_image", "mlops.chart_version"} & set(tags)
+    import sklearn
+
+    assert tags["mlops.lib.scikit-learn"] == sklearn.__version__
+    libs = {k.removeprefix("mlops.lib."): v for k, v in tags.items() if k.startswith("mlops.lib.")}
+    # One list of libraries: the tags and the model's pinned requirements agree.
+    assert sorted(f"{k}=={v}" for k, v in libs.items()) == sorted(pip_requirements())
+    assert all(isinstance(v, str) for v in tags.values())
+
+
+def test_provenance_tags_record_build_image_and_chart() -> None:
+    env = Env({"MLOPS_GIT_SHA": "0123abc", "MLOPS_JOB_IMAGE": "registry.example/mlops-jobs:1.2.3",
+               "MLOPS_CHART_VERSION": "platform-0.1.0"})  # fmt: skip
+    tags = provenance.tags(env, {"content_hash": HASH, "source": "s3://b/p/"})
+    assert tags["mlops.code_version"] == tags["mlops.git_sha"] == "0123abc"
+    assert tags["mlops.job_image"] == "registry.example/mlops-jobs:1.2.3"
+    assert tags["mlops.chart_version"] == "platform-0.1.0"
+    assert tags["mlops.data_source"] == "s3://b/p/"
