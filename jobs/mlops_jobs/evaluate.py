@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_jobs.config import ConfigError, Env, JobFailed, tracking_uri, write_xcom
+from mlops_jobs.config import ConfigError, Env, GateFailed, JobFailed, tracking_uri, write_xcom
 from mlops_jobs.timing import Stopwatch
 
 CHAMPION_ALIAS = "champion"
@@ -112,8 +112,9 @@ def _gate(cfg: EvaluateConfig, client: Any, env: Env) -> dict[str, Any]:
         "passed": passed,
     }
     if not passed:
-        # The alias stays where it was: the previous champion keeps serving.
-        raise JobFailed(
+        # The alias stays where it was: the previous champion keeps serving. A retry would gate the
+        # same run with the same result: GateFailed is final (exitcodes.GATE_FAILED).
+        raise GateFailed(
             f"quality gate failed: {GATE_METRIC} {value:.4f} is below threshold {cfg.min_accuracy:.4f} "
             f"({name} v{version}, run {run.info.run_id})"
         )
