@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
@@ -301,3 +302,10 @@ def test_a_failing_scenarios_reports_and_bundles_show_no_generated_secret(
         for value in secrets:
             assert value not in text, where
     assert "unknown dataset '***'" in output
+    # The stack start is its own JUnit test case and summary row (reused here: the session's stack).
+    cases = ET.parse(state_root / "reports" / "junit-leak.xml").getroot().iter("testcase")
+    stack_case = {c.get("name"): c for c in cases}["stack"]
+    props = {p.get("name"): p.get("value") for p in stack_case.iter("property")}
+    assert props["reused"] == "true" and float(props["up_seconds"]) >= 0
+    markdown = (state_root / "reports" / "latest.md").read_text()
+    assert "| (stack start) | reused | local backend, sandbox " in markdown
