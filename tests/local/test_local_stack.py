@@ -65,6 +65,49 @@ def _cmdline(pid: int) -> list[str]:
         return []
 
 
+def test_up_returns_ready_for_work(stack: LocalBackend) -> None:
+    """First in this module, so it runs right after ``up``: the DAG is already registered (no wait, no
+    import error) and the scheduler heartbeats, so a trigger now starts work at once."""
+    client = _airflow(stack)
+    assert client.get_dag("train_model_pipeline") is not None
+    assert client.import_errors() == []
+    assert {s.name: s.healthy for s in stack.status()}["airflow-scheduler"]
+
+
+SLOW_DAG = """
+import time
+from datetime import datetime
+
+from airflow.sdk import DAG, task
+
+time.sleep(15)  # a DAG file that takes long to import: up must wait for its parse anyway
+
+with DAG("slow_to_parse", schedule=None, start_date=datetime(2026, 1, 1)):
+
+    @task
+    def noop() -> None:
+        pass
+
+    noop()
+"""
+
+
+def test_up_waits_for_the_first_parse_of_a_slow_dag_file(state_root: Path, tmp_path: Path) -> None:
+    """The dag-processor heartbeats (healthy) long before a slow file is parsed; ``up`` still returns
+    only once the DAG is served, so a trigger right after it does not wait for a parse."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "slow_to_parse.py").write_text(SLOW_DAG)
+    backend = LocalBackend(f"t{os.getpid()}-slow", state_root=state_root, dags_folder=dags)
+    try:
+        backend.up()
+        client = _airflow(backend)
+        assert client.import_errors() == []
+        assert client.get_dag("slow_to_parse") is not None
+    finally:
+        backend.down(purge=True)
+
+
 def test_stack_is_healthy_and_reused(stack: LocalBackend) -> None:
     """A second ``up`` reuses the healthy stack: same processes (how fast: benchmarks/bench_local_up.py)."""
     assert isinstance(stack, Backend)
