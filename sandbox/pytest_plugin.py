@@ -53,6 +53,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kind: an existing cluster by kube context [env MLOPS_SANDBOX_CONTEXT]")
     group.addoption("--job-image", default=None, metavar="IMAGE",
                     help="kind: a job image the cluster can pull [env MLOPS_SANDBOX_JOB_IMAGE]")  # fmt: skip
+    # The local backend's task runtime, the same as `sandbox up --task-runtime` takes.
+    from sandbox.backend_options import TASK_RUNTIME_HELP, TASK_RUNTIMES
+
+    group.addoption("--task-runtime", default=None, choices=TASK_RUNTIMES, help=TASK_RUNTIME_HELP)
 
 
 @dataclass
@@ -79,6 +83,7 @@ class _Session:
             options = backend_options.resolve(
                 name, gpu=self.config.getoption("gpu"), context=self.config.getoption("kube_context"),
                 job_image=self.config.getoption("job_image"),
+                task_runtime=self.config.getoption("task_runtime"),
             )  # fmt: skip
             self.backend = get_backend(name, self.config.getoption("sandbox_name"), **options)
         return self.backend
@@ -87,7 +92,9 @@ class _Session:
         """The running platform; starts (or reuses) it on first use."""
         if self.platform is None:
             backend = self.get_backend()
-            self.progress().emit("stack", f"starting the {backend.name} backend ({backend.sandbox_name})...")
+            runtime = getattr(backend, "task_runtime", None)  # the local backend's
+            label = f"{backend.sandbox_name}, {runtime} task runtime" if runtime else backend.sandbox_name
+            self.progress().emit("stack", f"starting the {backend.name} backend ({label})...")
             self.up = backend.up()
             how = "reused a running stack" if self.up.reused else "started"
             self.progress().emit("stack", f"{how} in {self.up.seconds:.1f}s", style="green")
