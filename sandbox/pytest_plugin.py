@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from sandbox.stack import Backend, UpResult
 
 _STATE = pytest.StashKey["_Session"]()
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for something this machine lacks, but fail under ``CI=true``: in CI a missing install step
+    (helm, Docker, the platform lock) must show up as a failure, never as a quiet skip."""
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: an install step is missing; it must not turn into a skip)")
+    pytest.skip(reason)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,6 +81,22 @@ class _Session:
     report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
     registry: dict[str, Any] | None = None
     collected: int = 0
+    runtime_problem: str | None = None  # "" once checked and fine
+
+    def task_runtime_problem(self) -> str:
+        """Why the backend's task runtime cannot run here ("" when it can): the docker runtime needs a
+        Docker engine this user may use."""
+        if self.runtime_problem is None:
+            self.runtime_problem = ""
+            if getattr(self.get_backend(), "task_runtime", None) == "docker":
+                from sandbox.errors import PreflightError
+                from sandbox.images import engine
+
+                try:
+                    engine.check("The docker task runtime runs the job image in containers")
+                except PreflightError as exc:
+                    self.runtime_problem = exc.render()
+        return self.runtime_problem
 
     def get_backend(self) -> Backend:
         if self.backend is None:
@@ -225,7 +249,11 @@ class ScenarioItem(pytest.Item):
         needs = list(sc.requires)
         if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)):
             needs.append("faults")
-        reason = capability_skip(_session(self.config).get_backend(), needs)
+        state = _session(self.config)
+        problem = state.task_runtime_problem()
+        if problem:
+            missing(problem)
+        reason = capability_skip(state.get_backend(), needs)
         if reason:
             pytest.skip(reason)
 
