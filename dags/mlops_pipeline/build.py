@@ -53,9 +53,11 @@ def step_labels(step: Step) -> dict[str, str]:
 
 
 def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
-    """A ``KubernetesPodOperator``: credentials by secretKeyRef, the rest of the platform by envFrom."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    """A ``KubernetesPodOperator`` (``JobPodOperator``: a failed gate is not retried): credentials by
+    secretKeyRef, the rest of the platform by envFrom."""
     from kubernetes.client import models as k8s
+
+    from mlops_pipeline.pod import JobPodOperator
 
     env = [k8s.V1EnvVar(name=name, value=value) for name, value in step.env.items()]
     env += [
@@ -86,7 +88,7 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         run_as_user=JOB_UID, run_as_group=JOB_UID, run_as_non_root=True, read_only_root_filesystem=True,
         **hardened,
     )  # fmt: skip
-    return KubernetesPodOperator(
+    return JobPodOperator(
         task_id=step.task_id,
         name=f"mlops-{step.task_id.replace('_', '-')}",
         namespace=deployment.namespace,
