@@ -10,10 +10,13 @@ The image is built as ``sandbox up --task-runtime docker`` builds it (a stand-in
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import shutil
+import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -22,6 +25,7 @@ from typing import Any
 import pytest
 
 from sandbox import paths
+from sandbox.backends.local.runtime import CONTAINER_LABEL, remove_containers
 from sandbox.errors import PreflightError
 from sandbox.images import engine as engine_mod
 from sandbox.images.build import ensure_job_image
@@ -155,8 +159,6 @@ def scratch_image(engine: engine_mod.Engine, job_image: str, tmp_path: Path) -> 
     try:
         yield tag
     finally:
-        import subprocess
-
         subprocess.run([str(engine.docker), "rmi", "-f", tag], capture_output=True, timeout=120, check=False)
 
 
@@ -178,3 +180,24 @@ def test_a_module_missing_from_the_requirements_fails_with_the_import_error_in_t
     logged = "".join(capfd.readouterr())
     assert "ModuleNotFoundError: No module named 'psutil'" in logged, logged[-2000:]
     assert "No module named 'psutil'" in str(err.value)
+
+
+def test_down_removes_the_job_containers_a_killed_worker_left(
+    engine: engine_mod.Engine, client: Any, job_image: str
+) -> None:
+    """A job container outlives a worker killed with -9; ``down`` (``_reap``) removes it by the sandbox's
+    marker, and only it."""
+    marker = f"/tmp/sandbox-{uuid.uuid4().hex[:8]}"
+    argv = ["python", "-c", "import time; time.sleep(300)"]
+    ours = client.containers.run(job_image, argv, detach=True, labels={CONTAINER_LABEL: marker, **TEST_LABEL})
+    other = client.containers.run(job_image, argv, detach=True,
+                                  labels={CONTAINER_LABEL: marker + "-other", **TEST_LABEL})  # fmt: skip
+    try:
+        assert remove_containers(engine.host, marker) == 1
+        assert client.containers.list(all=True, filters={"label": f"{CONTAINER_LABEL}={marker}"}) == []
+        other.reload()
+        assert other.status == "running", "another sandbox's container stays"
+    finally:
+        for c in (ours, other):
+            with contextlib.suppress(Exception):
+                c.remove(force=True)
