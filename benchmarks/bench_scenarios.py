@@ -1,7 +1,7 @@
 """Scenario benchmark on a warm stack: per scenario wall time, job time, overhead ratio; suite wall.
 
     .venv/bin/python benchmarks/bench_scenarios.py [PATHS...] [--backend local] [--sandbox-name bench]
-        [--pytest] [--down]
+        [--pytest] [--down] [--task-runtime docker]
 
 "job time" is the sum of the task instances' own durations over every try (Airflow's API), so
 ``overhead = wall / job time`` is what the platform and the harness add around the jobs
@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("paths", nargs="*", type=Path, default=[paths.SCENARIOS_DIR])
     ap.add_argument("--backend", default="local")
     ap.add_argument("--sandbox-name", default="default")
+    ap.add_argument("--task-runtime", default=None, help="local backend: local (default) or docker")
     ap.add_argument("--pytest", action="store_true", help="also time the suite through pytest (sandbox run)")
     ap.add_argument("--down", action="store_true", help="stop the stack afterwards (default: keep it warm)")
     args = ap.parse_args(argv)
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
     files = [f for p in args.paths for f in discover(p)]
     scenarios = load_all(files)
-    backend = get_backend(args.backend, args.sandbox_name)
+    options = {"task_runtime": args.task_runtime} if args.task_runtime else {}
+    backend = get_backend(args.backend, args.sandbox_name, **options)
     t0 = time.monotonic()
     up = backend.up()
     console.print(f"stack {'reused' if up.reused else 'started'} in {time.monotonic() - t0:.1f}s")
@@ -54,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     # Warm-up: the DAG parsed and unpaused, clients authenticated (not part of any scenario's time).
     Runner(platform).ensure_dag("train_model_pipeline", time.monotonic() + 90)
 
-    table = Table(title=f"scenarios on {backend.name} (warm)")
+    runtime = f", {args.task_runtime} task runtime" if args.task_runtime else ""
+    table = Table(title=f"scenarios on {backend.name}{runtime} (warm)")
     for col in ("scenario", "verdict", "runs", "wall s", "job s", "overhead", "per-run wall s"):
         table.add_column(col)
     rows = []

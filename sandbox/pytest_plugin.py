@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -31,6 +31,14 @@ if TYPE_CHECKING:
     from sandbox.stack import Backend, UpResult
 
 _STATE = pytest.StashKey["_Session"]()
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for something this machine lacks, but fail under ``CI=true``: in CI a missing install step
+    (helm, Docker, the platform lock) must show up as a failure, never as a quiet skip."""
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: an install step is missing; it must not turn into a skip)")
+    pytest.skip(reason)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +63,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kind: an existing cluster by kube context [env MLOPS_SANDBOX_CONTEXT]")
     group.addoption("--job-image", default=None, metavar="IMAGE",
                     help="kind: a job image the cluster can pull [env MLOPS_SANDBOX_JOB_IMAGE]")  # fmt: skip
+    # The local backend's task runtime, the same as `sandbox up --task-runtime` takes.
+    from sandbox.backend_options import TASK_RUNTIME_HELP, TASK_RUNTIMES
+
+    group.addoption("--task-runtime", default=None, choices=TASK_RUNTIMES, help=TASK_RUNTIME_HELP)
 
 
 @dataclass
@@ -72,6 +84,22 @@ class _Session:
     registry: dict[str, Any] | None = None
     collected: int = 0
     stack_error: BaseException | None = None
+    runtime_problem: str | None = None  # "" once checked and fine
+
+    def task_runtime_problem(self) -> str:
+        """Why the backend's task runtime cannot run here ("" when it can): the docker runtime needs a
+        Docker engine this user may use."""
+        if self.runtime_problem is None:
+            self.runtime_problem = ""
+            if getattr(self.get_backend(), "task_runtime", None) == "docker":
+                from sandbox.errors import PreflightError
+                from sandbox.images import engine
+
+                try:
+                    engine.check("The docker task runtime runs the job image in containers")
+                except PreflightError as exc:
+                    self.runtime_problem = exc.render()
+        return self.runtime_problem
 
     def get_backend(self) -> Backend:
         if self.backend is None:
@@ -82,6 +110,7 @@ class _Session:
             options = backend_options.resolve(
                 name, gpu=self.config.getoption("gpu"), context=self.config.getoption("kube_context"),
                 job_image=self.config.getoption("job_image"),
+                task_runtime=self.config.getoption("task_runtime"),
             )  # fmt: skip
             self.backend = get_backend(name, self.config.getoption("sandbox_name"), **options)
         return self.backend
@@ -93,7 +122,9 @@ class _Session:
             raise self.stack_error
         if self.platform is None:
             backend = self.get_backend()
-            self.progress().emit("stack", f"starting the {backend.name} backend ({backend.sandbox_name})...")
+            runtime = getattr(backend, "task_runtime", None)  # the local backend's
+            label = f"{backend.sandbox_name}, {runtime} task runtime" if runtime else backend.sandbox_name
+            self.progress().emit("stack", f"starting the {backend.name} backend ({label})...")
             try:
                 self.up = backend.up()
             except BaseException as exc:
@@ -170,9 +201,11 @@ def pytest_collection_modifyitems(
     if config.option.collectonly:
         return
     scenarios = [i for i in items if isinstance(i, ScenarioItem)]
+    if not scenarios:
+        return  # e.g. the project's own tests: no stack item
     try:
-        if all(i.skip_reason() for i in scenarios):
-            return  # nothing needs a stack (e.g. only GPU scenarios on a host without one)
+        if _session(config).task_runtime_problem() or all(i.skip_reason() for i in scenarios):
+            return  # nothing can use a stack (only GPU scenarios on a host without one; no Docker)
     except Exception:
         pass  # the backend cannot be set up: the stack item reports why, as its failure
     items.insert(items.index(scenarios[0]), StackItem.from_parent(session, name="stack"))
@@ -269,6 +302,9 @@ class ScenarioItem(pytest.Item):
         return self._skip[0]
 
     def setup(self) -> None:
+        problem = _session(self.config).task_runtime_problem()
+        if problem:
+            missing(problem)
         reason = self.skip_reason()
         if reason:
             pytest.skip(reason)

@@ -73,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     extra += (["--gpu"] if kind.get("gpu") else []) + (["--context", str(kind["kube_context"])]
                                                        if kind.get("kube_context") else [])
     extra += ["--job-image", str(kind["job_image"])] if kind.get("job_image") else []
+    extra += ["--task-runtime", str(kind["task_runtime"])] if kind.get("task_runtime") else []  # local's
     return run_scenarios(targets, settings.backend, settings.name, args.keep, extra)
 
 
