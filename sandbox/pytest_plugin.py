@@ -3,9 +3,11 @@
 Scenario files become test items: a ``.yaml``/``.yml`` file named on the command line, or found in a
 folder pytest walks when it declares ``apiVersion: mlops-sandbox/...`` at its top level (other YAML,
 e.g. charts or test data, is never collected). Every file is validated while pytest collects,
-so a bad file stops the session before any stack starts. The stack starts once per session, on the
-first item (or fixture) that needs it, and stops at the end unless ``--keep`` or it was already
-running when the session began (a warm stack the user started stays up).
+so a bad file stops the session before any stack starts. The stack starts once per session, in its
+own item (``StackItem``, ahead of the first scenario that will run: its own progress lines, summary row
+and JUnit test case, so no scenario's time includes it) or on the first fixture that needs it, and stops
+at the end unless ``--keep`` or it was already running when the session began (a warm stack the user
+started stays up).
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class _Session:
     report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
     registry: dict[str, Any] | None = None
     collected: int = 0
+    stack_error: BaseException | None = None
     runtime_problem: str | None = None  # "" once checked and fine
 
     def task_runtime_problem(self) -> str:
@@ -113,13 +116,20 @@ class _Session:
         return self.backend
 
     def stack(self) -> Platform:
-        """The running platform; starts (or reuses) it on first use."""
+        """The running platform; starts (or reuses) it on first use. A failed start is not retried: every
+        later user gets the same error at once."""
+        if self.stack_error is not None:
+            raise self.stack_error
         if self.platform is None:
             backend = self.get_backend()
             runtime = getattr(backend, "task_runtime", None)  # the local backend's
             label = f"{backend.sandbox_name}, {runtime} task runtime" if runtime else backend.sandbox_name
             self.progress().emit("stack", f"starting the {backend.name} backend ({label})...")
-            self.up = backend.up()
+            try:
+                self.up = backend.up()
+            except BaseException as exc:
+                self.stack_error = exc
+                raise
             how = "reused a running stack" if self.up.reused else "started"
             self.progress().emit("stack", f"{how} in {self.up.seconds:.1f}s", style="green")
             from sandbox.scenarios.runner import Platform
@@ -183,6 +193,24 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     _session(item.config).collected += 1
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection: only the scenarios that remain count
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Put the stack start ahead of the first scenario that will run, as an item of its own."""
+    if config.option.collectonly:
+        return
+    scenarios = [i for i in items if isinstance(i, ScenarioItem)]
+    if not scenarios:
+        return  # e.g. the project's own tests: no stack item
+    try:
+        if _session(config).task_runtime_problem() or all(i.skip_reason() for i in scenarios):
+            return  # nothing can use a stack (only GPU scenarios on a host without one; no Docker)
+    except Exception:
+        pass  # the backend cannot be set up: the stack item reports why, as its failure
+    items.insert(items.index(scenarios[0]), StackItem.from_parent(session, name="stack"))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not _session(session.config).collected:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -236,6 +264,24 @@ def capability_skip(backend: Backend, needs: list[str]) -> str | None:
     return None
 
 
+class StackItem(pytest.Item):
+    """Starts (or reuses) the session's stack: reported as its own line, row and JUnit test case."""
+
+    def runtest(self) -> None:
+        state = _session(self.config)
+        state.stack()
+        assert state.up is not None
+        self.user_properties.append(("reused", str(state.up.reused).lower()))
+        self.user_properties.append(("up_seconds", f"{state.up.seconds:.2f}"))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        return f"the stack did not start: {excinfo.value}"
+
+    def reportinfo(self) -> tuple[str, int, str]:
+        backend = self.config.getoption("backend")
+        return "stack", 0, f"stack: {backend} backend, sandbox {self.config.getoption('sandbox_name')}"
+
+
 class ScenarioItem(pytest.Item):
     """Runs one scenario through the runner and fails with every mismatch listed."""
 
@@ -243,17 +289,23 @@ class ScenarioItem(pytest.Item):
         super().__init__(**kwargs)
         self.loaded = loaded
         self.result: ScenarioResult | None = None
+        self._skip: tuple[str | None] | None = None
+
+    def skip_reason(self) -> str | None:
+        """Why this scenario cannot run on the session's backend (None when it can); asked once."""
+        if self._skip is None:
+            sc = self.loaded.scenario
+            needs = list(sc.requires)
+            if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)):
+                needs.append("faults")
+            self._skip = (capability_skip(_session(self.config).get_backend(), needs),)
+        return self._skip[0]
 
     def setup(self) -> None:
-        sc = self.loaded.scenario
-        needs = list(sc.requires)
-        if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)):
-            needs.append("faults")
-        state = _session(self.config)
-        problem = state.task_runtime_problem()
+        problem = _session(self.config).task_runtime_problem()
         if problem:
             missing(problem)
-        reason = capability_skip(state.get_backend(), needs)
+        reason = self.skip_reason()
         if reason:
             pytest.skip(reason)
 
@@ -303,9 +355,19 @@ class ScenarioItem(pytest.Item):
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
+    rep = outcome.get_result()
+    if isinstance(item, StackItem) and (rep.when == "call" or rep.outcome != "passed"):
+        from sandbox.report import stack_row
+
+        state = _session(item.config)
+        reused = state.up is not None and state.up.reused
+        verdict = "failed" if rep.outcome != "passed" else "reused" if reused else "started"
+        wall = state.up.seconds if state.up is not None else rep.duration
+        backend, name = item.config.getoption("backend"), item.config.getoption("sandbox_name")
+        state.rows.append(stack_row(backend, name, verdict, wall))
+        return
     if not isinstance(item, ScenarioItem):
         return
-    rep = outcome.get_result()
     if rep.when == "call" or (rep.when == "setup" and rep.outcome != "passed"):
         verdict = {"passed": "passed", "skipped": "skipped"}.get(rep.outcome, "failed")
         if item.result is not None and item.result.aborted is not None:

@@ -108,7 +108,23 @@ def summary_row(item_id: str, result: ScenarioResult | None, verdict: str, wall:
     }
 
 
-_VERDICT_STYLE = {"passed": "green", "failed": "red", "error": "red", "skipped": "yellow"}
+def stack_row(backend: str, sandbox_name: str, verdict: str, wall: float) -> dict[str, str]:
+    """The stack start's own row (``started``, ``reused`` or ``failed``): no scenario's wall includes it."""
+    return {
+        "scenario": STACK_ROW,
+        "verdict": verdict,
+        "dag": f"{backend} backend, sandbox {sandbox_name}",
+        "metrics": "-",
+        "registry": "-",
+        "wall": f"{wall:.1f}s",
+    }
+
+
+STACK_ROW = "(stack start)"
+_VERDICT_STYLE = {
+    "passed": "green", "failed": "red", "error": "red", "skipped": "yellow", "started": "green",
+    "reused": "green",
+}  # fmt: skip
 
 
 def summary_table(rows: list[dict[str, str]]) -> Table:
@@ -139,7 +155,8 @@ def write_markdown(
     stamp = time.strftime("%Y%m%d-%H%M%S")
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+        if r["scenario"] != STACK_ROW:  # the counts are scenarios'; the stack has its own row
+            counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
     lines = [
         f"# Scenario report {stamp}",
         "",

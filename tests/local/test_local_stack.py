@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import psutil
@@ -62,6 +63,49 @@ def _cmdline(pid: int) -> list[str]:
         return psutil.Process(pid).cmdline()
     except psutil.Error:
         return []
+
+
+def test_up_returns_ready_for_work(stack: LocalBackend) -> None:
+    """First in this module, so it runs right after ``up``: the DAG is already registered (no wait, no
+    import error) and the scheduler heartbeats, so a trigger now starts work at once."""
+    client = _airflow(stack)
+    assert client.get_dag("train_model_pipeline") is not None
+    assert client.import_errors() == []
+    assert {s.name: s.healthy for s in stack.status()}["airflow-scheduler"]
+
+
+SLOW_DAG = """
+import time
+from datetime import datetime
+
+from airflow.sdk import DAG, task
+
+time.sleep(15)  # a DAG file that takes long to import: up must wait for its parse anyway
+
+with DAG("slow_to_parse", schedule=None, start_date=datetime(2026, 1, 1)):
+
+    @task
+    def noop() -> None:
+        pass
+
+    noop()
+"""
+
+
+def test_up_waits_for_the_first_parse_of_a_slow_dag_file(state_root: Path, tmp_path: Path) -> None:
+    """The dag-processor heartbeats (healthy) long before a slow file is parsed; ``up`` still returns
+    only once the DAG is served, so a trigger right after it does not wait for a parse."""
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "slow_to_parse.py").write_text(SLOW_DAG)
+    backend = LocalBackend(f"t{os.getpid()}-slow", state_root=state_root, dags_folder=dags)
+    try:
+        backend.up()
+        client = _airflow(backend)
+        assert client.import_errors() == []
+        assert client.get_dag("slow_to_parse") is not None
+    finally:
+        backend.down(purge=True)
 
 
 def test_stack_is_healthy_and_reused(stack: LocalBackend) -> None:
@@ -301,3 +345,10 @@ def test_a_failing_scenarios_reports_and_bundles_show_no_generated_secret(
         for value in secrets:
             assert value not in text, where
     assert "unknown dataset '***'" in output
+    # The stack start is its own JUnit test case and summary row (reused here: the session's stack).
+    cases = ET.parse(state_root / "reports" / "junit-leak.xml").getroot().iter("testcase")
+    stack_case = {c.get("name"): c for c in cases}["stack"]
+    props = {p.get("name"): p.get("value") for p in stack_case.iter("property")}
+    assert props["reused"] == "true" and float(props["up_seconds"]) >= 0
+    markdown = (state_root / "reports" / "latest.md").read_text()
+    assert "| (stack start) | reused | local backend, sandbox " in markdown

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,17 @@ def test_tox_runs_the_named_files_or_the_whole_suite(
     assert proc.returncode == 0, proc.stdout + proc.stderr
     items = re.findall(r"^scenarios/(\w+)\.yaml::", proc.stdout, re.MULTILINE)
     assert sorted(items) == expected
+
+
+def test_the_stack_start_is_its_own_item_row_and_junit_case(tmp_path: Path) -> None:
+    """A stack that cannot start is one failed ``stack`` item ahead of the scenarios (a row of its own in
+    the summary, a JUnit test case), not hidden in the first scenario's time; here the backend is unknown."""
+    one = "apiVersion: mlops-sandbox/v1\nname: one\nexpect: {dag_run: success}\n"
+    junit = tmp_path / "junit.xml"
+    proc = pytest_run(tmp_path, {"a.yaml": one}, "--backend", "nosuch", f"--junitxml={junit}")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "the stack did not start: Unknown backend 'nosuch'" in out
+    assert re.search(r"\(stack start\)\s+│ failed", out), out
+    names = [c.get("name") for c in ET.parse(junit).getroot().iter("testcase")]
+    assert names == ["stack", "one"]

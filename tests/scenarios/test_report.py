@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sandbox.report import redact, summary_row, write_markdown
+from sandbox.report import STACK_ROW, redact, stack_row, summary_row, write_markdown
 from sandbox.scenarios.model import Scenario
 from sandbox.scenarios.observations import (
     MlflowRunObservation,
@@ -77,3 +77,11 @@ def test_markdown_report_lists_rows_and_failures_redacted(tmp_path: Path) -> Non
     assert f"Diagnostics: `{tmp_path / 'b'}`" in text
     assert "TopSecretValue" not in text and "***" in text
     assert "1 failed, 1 passed" in text
+
+
+def test_the_stack_start_has_its_own_row_outside_the_scenario_counts(tmp_path: Path) -> None:
+    rows = [stack_row("local", "t", "started", 31.96), summary_row("x", _result(), "passed", 1.0)]
+    path = write_markdown(rows, [], backend="local", sandbox_name="t", total_wall=33.0, dest=tmp_path)
+    text = path.read_text()
+    assert f"| {STACK_ROW} | started | local backend, sandbox t | - | - | 32.0s |" in text
+    assert "1 passed; 33.0s in all." in text  # the stack is not a scenario

@@ -77,7 +77,7 @@ def test_two_sandboxes_side_by_side_one_killed_mid_dag(tmp_path: Path) -> None:
 
         out_b = session_b.communicate(timeout=1500)[0]
         assert session_b.returncode == 0, out_b[-6000:]
-        assert "1 passed" in out_b
+        assert "2 passed" in out_b  # the stack item and happy_path
         # B's session started its stack, so it stopped it at its end; A's stack is untouched.
         assert not running(b), "B's session left processes running"
         assert all(s.healthy for s in a.status()), a.status()
@@ -85,7 +85,7 @@ def test_two_sandboxes_side_by_side_one_killed_mid_dag(tmp_path: Path) -> None:
         again_a = suite(tmp_path, a.sandbox_name)
         out_a = again_a.communicate(timeout=1500)[0]
         assert again_a.returncode == 0, out_a[-6000:]
-        assert "1 passed" in out_a
+        assert "2 passed" in out_a  # the stack item (reused) and happy_path
         assert "reused a running stack" in out_a  # the orphaned stack, healthy, was taken over
 
         ports = [set(backend.state.load().ports.values()) for backend in (a, b)]  # type: ignore[union-attr]

@@ -39,6 +39,23 @@ def health(url: str) -> dict[str, dict[str, object]]:
         return json.loads(resp.read())
 
 
+def parsed(url: str, username: str, password: str) -> tuple[list[str], int] | None:
+    """The DAG ids the REST API serves and the count of import errors, once the dag-processor has
+    registered at least one DAG or import error; None before. The call logs in as the harness does."""
+    body = json.dumps({"username": username, "password": password}).encode()
+    login = urllib.request.Request(f"{url}/auth/token", data=body, method="POST",
+                                   headers={"Content-Type": "application/json"})  # fmt: skip
+    with urllib.request.urlopen(login, timeout=3) as resp:
+        auth = {"Authorization": f"Bearer {json.loads(resp.read())['access_token']}"}
+    out = []
+    for path in ("dags?limit=100", "importErrors?limit=1"):
+        req = urllib.request.Request(f"{url}/api/v2/{path}", headers=auth)
+        with urllib.request.urlopen(req, timeout=3) as resp:
+            out.append(json.loads(resp.read()))
+    dags, errors = [d["dag_id"] for d in out[0]["dags"]], int(out[1]["total_entries"])
+    return (dags, errors) if dags or errors else None
+
+
 def component_status(report: dict[str, dict[str, object]], component: str) -> tuple[bool, str]:
     key = _HEALTH_KEYS[component]
     status = (report.get(key) or {}).get("status")
@@ -212,13 +229,30 @@ class Component(Service):
             argv=argv,
             env=environment(ctx, self.component),
             log=ctx.state.log_file(self.name),
-            ready=lambda: component_status(health(url), self.component)[0],
+            ready=lambda: component_status(health(url), self.component)[0] and self._parsed(ctx),
             timeout=self.timeout(ctx),
             cwd=ctx.state.airflow_home,
             port=ctx.ports["airflow"] if api else None,
             url=url if api else None,
             secrets=_secret_values(ctx),
         )
+
+    def _parsed(self, ctx: StackContext) -> bool:
+        """Ready for work: the dag-processor is ready once the DAG folder's first parse is registered
+        (a scenario triggered right after ``up`` finds its DAG; an import error is the scenario's to
+        show). The scheduler's health is its heartbeat; the other components need nothing more."""
+        if self.component != "dag-processor" or not any(ctx.dags_folder.glob("*.py")):
+            return True
+        user, password = ctx.secrets["AIRFLOW_USERNAME"], ctx.secrets["AIRFLOW_PASSWORD"]
+        return parsed(ctx.url("airflow"), user, password) is not None
+
+    def provision(self, ctx: StackContext) -> str:
+        if self.component != "dag-processor" or not any(ctx.dags_folder.glob("*.py")):
+            return ""
+        found = parsed(ctx.url("airflow"), ctx.secrets["AIRFLOW_USERNAME"], ctx.secrets["AIRFLOW_PASSWORD"])
+        dags, errors = found or ([], 0)
+        detail = f"DAG(s) registered: {', '.join(dags) or 'none'}"
+        return detail + (f"; {errors} import error(s): the first scenario shows them" if errors else "")
 
     def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
         report = probes.once("airflow-health", lambda: health(ctx.url("airflow")))
