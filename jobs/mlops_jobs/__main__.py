@@ -6,6 +6,7 @@ import importlib
 import sys
 import time
 
+from mlops_jobs import outage
 from mlops_jobs.config import ConfigError, JobFailed
 
 STEPS = ("preprocess", "train", "evaluate")
@@ -25,6 +26,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except JobFailed as exc:
         print(f"mlops_jobs {step}: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        why = outage.explain(exc)
+        if why is None:
+            raise
+        # The traceback first (for whoever debugs the client), the one line that says it all last.
+        import traceback
+
+        traceback.print_exc()
+        print(f"mlops_jobs {step}: {why}", file=sys.stderr)
         return 1
     print(f"mlops_jobs {step}: done in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return 0

@@ -7,6 +7,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from airflow_client.client import ApiClient, Configuration
@@ -44,6 +45,15 @@ class TaskInstance:
     state: str | None
     try_number: int
     duration: float | None
+    start_date: datetime | None = None
+    end_date: datetime | None = None
+
+
+def _ti(t: Any) -> TaskInstance:
+    return TaskInstance(
+        t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None,
+        getattr(t, "start_date", None), getattr(t, "end_date", None),
+    )  # fmt: skip
 
 
 def _state(value: Any) -> str | None:
@@ -143,6 +153,13 @@ class AirflowClient:
         except ConflictException:
             self._call(self.variables.patch_variable, key, body)
 
+    def get_variable(self, key: str) -> str | None:
+        """An Airflow Variable's value (None when it does not exist)."""
+        try:
+            return self._call(self.variables.get_variable, key).value
+        except NotFoundException:
+            return None
+
     def delete_variable(self, key: str) -> None:
         """Delete an Airflow Variable (nothing happens when it does not exist)."""
         try:
@@ -158,19 +175,12 @@ class AirflowClient:
 
     def task_instance_list(self, dag_id: str, dag_run_id: str) -> list[TaskInstance]:
         resp = self._call(self.task_instances.get_task_instances, dag_id, dag_run_id, limit=100)
-        return [
-            TaskInstance(t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None)
-            for t in resp.task_instances
-        ]
+        return [_ti(t) for t in resp.task_instances]
 
     def tries(self, dag_id: str, dag_run_id: str, task_id: str) -> list[TaskInstance]:
         """Every try of a task instance (the history API), oldest first."""
         resp = self._call(self.task_instances.get_task_instance_tries, dag_id, dag_run_id, task_id)
-        out = [
-            TaskInstance(t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None)
-            for t in resp.task_instances
-        ]
-        return sorted(out, key=lambda t: t.try_number)
+        return sorted((_ti(t) for t in resp.task_instances), key=lambda t: t.try_number)
 
     def log(self, dag_id: str, dag_run_id: str, task_id: str, try_number: int) -> str:
         """A try's log as plain text, exceptions rendered as tracebacks.
