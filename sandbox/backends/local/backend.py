@@ -166,6 +166,7 @@ class LocalBackend:
                     )
                 if fresh and complete and self._heal(saved, config, services):
                     self._put_back_s3_objects()
+                    saved = self.state.load() or saved
                     services = self._check(saved, config)
                     return UpResult(
                         self._endpoints(saved, config), False, time.monotonic() - started_at, services
@@ -501,6 +502,7 @@ class LocalBackend:
             self._restart(dead, config)
         except ServiceError:
             return False
+        model = self.state.load() or model  # the restarted services' new records
         deadline = time.monotonic() + 30 * self.scale
         while time.monotonic() < deadline:
             if all(s.healthy for s in self._check(model, config)):
