@@ -318,4 +318,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m sandbox.cli` runs this file as __main__, a second copy of the module: run the imported
+    # `sandbox.cli` instead, the one plugin modules register their subcommands into.
+    from sandbox.cli import main as registered_main
+
+    sys.exit(registered_main())

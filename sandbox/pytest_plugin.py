@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import pytest
 
@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from sandbox.stack import Backend, UpResult
 
 _STATE = pytest.StashKey["_Session"]()
+
+
+def missing(reason: str) -> NoReturn:
+    """Skip for something this machine lacks, but fail under ``CI=true``: in CI a missing install step
+    (helm, Docker, the platform lock) must show up as a failure, never as a quiet skip."""
+    if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+        pytest.fail(f"{reason} (CI=true: an install step is missing; it must not turn into a skip)")
+    pytest.skip(reason)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,6 +61,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="kind: an existing cluster by kube context [env MLOPS_SANDBOX_CONTEXT]")
     group.addoption("--job-image", default=None, metavar="IMAGE",
                     help="kind: a job image the cluster can pull [env MLOPS_SANDBOX_JOB_IMAGE]")  # fmt: skip
+    # The local backend's task runtime, the same as `sandbox up --task-runtime` takes.
+    from sandbox.backend_options import TASK_RUNTIME_HELP, TASK_RUNTIMES
+
+    group.addoption("--task-runtime", default=None, choices=TASK_RUNTIMES, help=TASK_RUNTIME_HELP)
 
 
 @dataclass
@@ -71,6 +83,22 @@ class _Session:
     report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
     registry: dict[str, Any] | None = None
     collected: int = 0
+    runtime_problem: str | None = None  # "" once checked and fine
+
+    def task_runtime_problem(self) -> str:
+        """Why the backend's task runtime cannot run here ("" when it can): the docker runtime needs a
+        Docker engine this user may use."""
+        if self.runtime_problem is None:
+            self.runtime_problem = ""
+            if getattr(self.get_backend(), "task_runtime", None) == "docker":
+                from sandbox.errors import PreflightError
+                from sandbox.images import engine
+
+                try:
+                    engine.check("The docker task runtime runs the job image in containers")
+                except PreflightError as exc:
+                    self.runtime_problem = exc.render()
+        return self.runtime_problem
 
     def get_backend(self) -> Backend:
         if self.backend is None:
@@ -81,6 +109,7 @@ class _Session:
             options = backend_options.resolve(
                 name, gpu=self.config.getoption("gpu"), context=self.config.getoption("kube_context"),
                 job_image=self.config.getoption("job_image"),
+                task_runtime=self.config.getoption("task_runtime"),
             )  # fmt: skip
             self.backend = get_backend(name, self.config.getoption("sandbox_name"), **options)
         return self.backend
@@ -89,7 +118,9 @@ class _Session:
         """The running platform; starts (or reuses) it on first use."""
         if self.platform is None:
             backend = self.get_backend()
-            self.progress().emit("stack", f"starting the {backend.name} backend ({backend.sandbox_name})...")
+            runtime = getattr(backend, "task_runtime", None)  # the local backend's
+            label = f"{backend.sandbox_name}, {runtime} task runtime" if runtime else backend.sandbox_name
+            self.progress().emit("stack", f"starting the {backend.name} backend ({label})...")
             self.up = backend.up()
             how = "reused a running stack" if self.up.reused else "started"
             self.progress().emit("stack", f"{how} in {self.up.seconds:.1f}s", style="green")
@@ -249,7 +280,11 @@ class ScenarioItem(pytest.Item):
             isinstance(f.at, TaskPoint) and f.at.event == "start" for f in sc.all_service_faults()
         ):
             needs.append("faults")  # task faults, and the hold of a service fault's start point
-        reason = capability_skip(_session(self.config).get_backend(), needs, sc)
+        state = _session(self.config)
+        problem = state.task_runtime_problem()
+        if problem:
+            missing(problem)
+        reason = capability_skip(state.get_backend(), needs, sc)
         if reason:
             pytest.skip(reason)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from mlops_pipeline.steps import PLATFORM_SECRETS, Deployment, Step
+from mlops_pipeline.steps import PLATFORM_SECRETS, SCRATCH_DIR, Deployment, Step
 
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_SELECTOR = {"nvidia.com/gpu.present": "true"}
@@ -17,6 +17,20 @@ JOB_UID = 10001
 
 
 def build_task(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
+    if deployment.runtime == "docker":
+        from mlops_pipeline.containers import DockerJobOperator
+
+        return DockerJobOperator(
+            task_id=step.task_id,
+            step=step,
+            do_xcom_push=step.xcom,
+            platform_configmap=deployment.platform_configmap,
+            platform_secret=deployment.platform_secret,
+            secret_keys=PLATFORM_SECRETS,
+            job_uid=JOB_UID,
+            labels={**deployment.docker_labels, **step_labels(step)},
+            **kwargs,
+        )
     if deployment.runtime == "local":
         from mlops_pipeline.operators import LocalJobOperator
 
@@ -33,10 +47,17 @@ def build_task(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperato
     return build_pod_operator(step, deployment, **kwargs)
 
 
+def step_labels(step: Step) -> dict[str, str]:
+    """Labels of a step's pod (or container)."""
+    return {"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job}
+
+
 def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> BaseOperator:
-    """A ``KubernetesPodOperator``: credentials by secretKeyRef, the rest of the platform by envFrom."""
-    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    """A ``KubernetesPodOperator`` (``JobPodOperator``: a failed gate is not retried): credentials by
+    secretKeyRef, the rest of the platform by envFrom."""
     from kubernetes.client import models as k8s
+
+    from mlops_pipeline.pod import JobPodOperator
 
     env = [k8s.V1EnvVar(name=name, value=value) for name, value in step.env.items()]
     env += [
@@ -67,7 +88,7 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
         run_as_user=JOB_UID, run_as_group=JOB_UID, run_as_non_root=True, read_only_root_filesystem=True,
         **hardened,
     )  # fmt: skip
-    return KubernetesPodOperator(
+    return JobPodOperator(
         task_id=step.task_id,
         name=f"mlops-{step.task_id.replace('_', '-')}",
         namespace=deployment.namespace,
@@ -92,8 +113,11 @@ def build_pod_operator(step: Step, deployment: Deployment, **kwargs: Any) -> Bas
             run_as_group=JOB_UID,
             seccomp_profile=k8s.V1SeccompProfile(type="RuntimeDefault"),
         ),
-        container_security_context=k8s.V1SecurityContext(**hardened),
+        # Read-only root file system; the job writes only under SCRATCH_DIR (its HOME too), an emptyDir.
+        container_security_context=k8s.V1SecurityContext(read_only_root_filesystem=True, **hardened),
+        volumes=[k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
+        volume_mounts=[k8s.V1VolumeMount(name="scratch", mount_path=SCRATCH_DIR)],
         xcom_sidecar_container_security_context=sidecar,
-        labels={"app.kubernetes.io/part-of": "mlops-pipeline", "mlops/step": step.job},
+        labels=step_labels(step),
         **kwargs,
     )

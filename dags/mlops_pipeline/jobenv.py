@@ -1,9 +1,12 @@
 """The environment of a job outside Kubernetes: exactly what its pod would get, and nothing else.
 
 A pod gets the platform ConfigMap (``envFrom``), the keys it references in the platform Secret
-(``secretKeyRef``), the step's own env, and the image's process environment. Outside a cluster the
-deployment puts the ConfigMap and the Secret as JSON files under ``$MLOPS_LOCAL_PLATFORM_DIR``
-(``configmaps/<name>.json``, ``secrets/<name>.json``): the stand-in for the Kubernetes API.
+(``secretKeyRef``), the step's own env, and the image's process environment. Both runtimes without a
+cluster use this module: ``docker`` runs the job image, which brings its process environment
+(``pod_env``); ``local`` runs a subprocess, which takes it from the worker (``local_job_env``).
+Outside a cluster the deployment puts the ConfigMap and the Secret as JSON files under
+``$MLOPS_LOCAL_PLATFORM_DIR`` (``configmaps/<name>.json``, ``secrets/<name>.json``): the stand-in for
+the Kubernetes API.
 
 Pure (no Airflow import), so it is testable on its own.
 """
@@ -51,6 +54,24 @@ def read_platform_objects(
     )
 
 
+def pod_env(
+    step: Mapping[str, object],
+    *,
+    configmap: Mapping[str, str],
+    secret: Mapping[str, str],
+    secret_keys: Sequence[str],
+) -> dict[str, str]:
+    """What the pod spec gives the job container, precedence as in a pod: ``envFrom`` (the ConfigMap)
+    < ``env`` (the Secret keys it references, then the step's own). The image adds its process env."""
+    env = dict(configmap)
+    for key in secret_keys:
+        if key not in secret:
+            raise PlatformObjectError(f"the platform Secret has no key {key!r} (a pod would not start)")
+        env[key] = secret[key]
+    env.update({k: str(v) for k, v in step.items()})
+    return env
+
+
 def local_job_env(
     worker: Mapping[str, str],
     step: Mapping[str, object],
@@ -60,13 +81,9 @@ def local_job_env(
     secret: Mapping[str, str],
     secret_keys: Sequence[str],
 ) -> dict[str, str]:
-    """The job's environment, precedence as in a pod: ``envFrom`` < ``env`` (secret refs, step env)."""
+    """A job subprocess's environment: the image's process env taken from the worker, the pod's env,
+    and where to write the XCom file."""
     env = {k: worker[k] for k in PROCESS_ENV if k in worker}
-    env.update(configmap)
-    for key in secret_keys:
-        if key not in secret:
-            raise PlatformObjectError(f"the platform Secret has no key {key!r} (a pod would not start)")
-        env[key] = secret[key]
-    env.update({k: str(v) for k, v in step.items()})
+    env.update(pod_env(step, configmap=configmap, secret=secret, secret_keys=secret_keys))
     env[XCOM_PATH_ENV] = xcom_path
     return env

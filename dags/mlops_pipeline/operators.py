@@ -2,7 +2,8 @@
 
 It runs the step's job command (``python -m mlops_jobs <step>``) with the env a pod would get (the
 platform ConfigMap and Secret from ``$MLOPS_LOCAL_PLATFORM_DIR``, the step's env; see ``jobenv``)
-and hands the job's XCom file back as the task's return value, as the KPO xcom sidecar does.
+and hands the job's XCom file back as the task's return value, as the KPO xcom sidecar does. A job's
+exit code means what it means on Kubernetes (``outcomes``: a failed quality gate is not retried).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mlops_pipeline.jobenv import (
     local_job_env,
     read_platform_objects,
 )
+from mlops_pipeline.outcomes import job_failure
 
 
 class LocalJobOperator(BaseOperator):
@@ -82,7 +84,7 @@ class LocalJobOperator(BaseOperator):
             code = self._proc.wait()
             if code != 0:
                 last = tail[-1] if tail else "no output"
-                raise AirflowException(f"{' '.join(self.args)} exited with {code}: {last}")
+                raise job_failure(code, f"{' '.join(self.args)} exited with {code}: {last}")
             if not self.do_xcom_push or not xcom.exists():
                 return None
             return json.loads(xcom.read_text())

@@ -1,4 +1,4 @@
-"""One description per pipeline step, shared by the Kubernetes and the local runtime.
+"""One description per pipeline step, shared by the task runtimes (kubernetes, local, docker).
 
 Env values are Jinja templates rendered by Airflow per task instance: DAG params (overridable by
 run conf) and the task's own context (run id, try number).
@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 
 JOB_MODULE = "mlops_jobs"
 RESOURCES_ENV = "MLOPS_STEP_RESOURCES"
+DOCKER_LABELS_ENV = "MLOPS_DOCKER_LABELS"
+RUNTIMES = ("kubernetes", "local", "docker")
+# The only path a job may write: every runtime that runs the image mounts it writable over a read-only root
+# file system (the pod: an emptyDir; docker: a tmpfs). The image's HOME is there too.
+SCRATCH_DIR = "/tmp"
+# Where a job writes its XCom (the KPO xcom sidecar's volume; the job's default MLOPS_XCOM_PATH).
+XCOM_DIR = "/airflow/xcom"
 
 
 @dataclass(frozen=True)
@@ -81,13 +88,15 @@ class Deployment:
     resources: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     # RuntimeClass of GPU pods (e.g. "nvidia" on an nvkind cluster); None: the cluster's default runtime.
     gpu_runtime_class: str | None = None
+    # docker runtime: labels added to every job container (e.g. an owner, or a marker to find them by).
+    docker_labels: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Deployment:
         env = os.environ if environ is None else environ
         runtime = env.get("MLOPS_TASK_RUNTIME", "kubernetes").strip().lower()
-        if runtime not in ("kubernetes", "local"):
-            raise ValueError(f"MLOPS_TASK_RUNTIME={runtime!r}: expected 'kubernetes' or 'local'")
+        if runtime not in RUNTIMES:
+            raise ValueError(f"MLOPS_TASK_RUNTIME={runtime!r}: expected one of {', '.join(RUNTIMES)}")
         return cls(
             runtime=runtime,
             train_gpu=_is_true(env.get("MLOPS_TRAIN_GPU", "false")),
@@ -98,6 +107,7 @@ class Deployment:
             retry_delay_seconds=int(env.get("MLOPS_RETRY_DELAY_SECONDS", cls.retry_delay_seconds)),
             resources=step_resources(env.get(RESOURCES_ENV, "")),
             gpu_runtime_class=env.get("MLOPS_GPU_RUNTIME_CLASS", "").strip() or None,
+            docker_labels=docker_labels(env.get(DOCKER_LABELS_ENV, "")),
         )
 
 
@@ -116,6 +126,23 @@ def step_resources(value: str) -> dict[str, Resources]:
         )
     out.update({job: Resources.from_spec(job, spec) for job, spec in parsed.items()})
     return out
+
+
+def docker_labels(value: str) -> dict[str, str]:
+    """``MLOPS_DOCKER_LABELS``: a JSON object of string labels; "" is none."""
+    if not value.strip():
+        return {}
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise ValueError(
+            f"{DOCKER_LABELS_ENV} is not valid JSON ({exc}): fix the DAG deployment config"
+        ) from exc
+    if not isinstance(parsed, dict) or not all(isinstance(v, str) for v in parsed.values()):
+        raise ValueError(
+            f'{DOCKER_LABELS_ENV}: expected an object of strings like {{"owner": "mlops"}}, got {value!r}'
+        )
+    return parsed
 
 
 # The platform values every step needs; in pods they come from the ConfigMap / Secret, locally

@@ -19,7 +19,11 @@ class ConfigError(Exception):
 
 
 class JobFailed(Exception):
-    """The step ran and its outcome is a failure (for example the quality gate)."""
+    """The step ran and its outcome is a failure (exit code ``exitcodes.FAILED``: may be retried)."""
+
+
+class GateFailed(JobFailed):
+    """The quality gate rejected the model: deterministic (exit code ``exitcodes.GATE_FAILED``)."""
 
 
 class Env:

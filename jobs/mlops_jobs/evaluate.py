@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from mlops_jobs.config import ConfigError, Env, JobFailed, tracking_uri, write_xcom
+from mlops_jobs.config import ConfigError, Env, GateFailed, JobFailed, tracking_uri, write_xcom
+from mlops_jobs.timing import Stopwatch
 
 CHAMPION_ALIAS = "champion"
 GATE_TAG = "quality_gate"
@@ -65,10 +66,18 @@ class EvaluateConfig:
 def run(env: Env | None = None) -> dict[str, Any]:
     env = env or Env()
     cfg = EvaluateConfig.from_env(env)
-
+    watch = Stopwatch()
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+    watch.lap("imports")
+    try:
+        return _gate(cfg, MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri), env)
+    finally:
+        watch.lap("mlflow")
+        print(f"evaluate: timings {watch}")
+
+
+def _gate(cfg: EvaluateConfig, client: Any, env: Env) -> dict[str, Any]:
     name, version = cfg.model_name, str(cfg.train.model_version)
     model_version = client.get_model_version(name, version)
     if model_version.run_id != cfg.train.run_id:
@@ -103,8 +112,9 @@ def run(env: Env | None = None) -> dict[str, Any]:
         "passed": passed,
     }
     if not passed:
-        # The alias stays where it was: the previous champion keeps serving.
-        raise JobFailed(
+        # The alias stays where it was: the previous champion keeps serving. A retry would gate the
+        # same run with the same result: GateFailed is final (exitcodes.GATE_FAILED).
+        raise GateFailed(
             f"quality gate failed: {GATE_METRIC} {value:.4f} is below threshold {cfg.min_accuracy:.4f} "
             f"({name} v{version}, run {run.info.run_id})"
         )

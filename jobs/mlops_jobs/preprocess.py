@@ -19,6 +19,7 @@ from mlops_jobs.config import (
     expected_content_hash,
     write_xcom,
 )
+from mlops_jobs.timing import Stopwatch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -120,8 +121,18 @@ def from_source(cfg: PreprocessConfig) -> tuple[dict[str, bytes], dict[str, obje
 def run(env: Env | None = None) -> dict[str, object]:
     env = env or Env()
     cfg = PreprocessConfig.from_env(env)  # validate before the slow imports
+    watch = Stopwatch()
+    # Imported here only to time them apart (generate and the S3 client import them lazily).
+    import boto3  # noqa: F401
+    import pandas  # noqa: F401
 
+    if not cfg.data_source:
+        import sklearn.datasets
+        import sklearn.model_selection  # noqa: F401
+
+    watch.lap("imports")
     files, meta = from_source(cfg) if cfg.data_source else generate(cfg)
+    watch.lap("split")
     what = (
         f"the split read from {cfg.data_source}"
         if cfg.data_source
@@ -138,11 +149,13 @@ def run(env: Env | None = None) -> dict[str, object]:
     )
     data.verify_content_hash(cfg.expected_hash, data.content_hash(files), what, fix)
     manifest = data.write_split(cfg.bucket, cfg.dag_run_id, files, meta)
+    watch.lap("s3")
     rows, checked = manifest["rows"], ", as expected" if cfg.expected_hash else ""
     print(
         f"preprocess: {meta['source']} -> s3://{cfg.bucket}/{data.run_prefix(cfg.dag_run_id)} "
         f"({rows['train']} train / {rows['test']} test rows, {manifest['content_hash']}{checked})"
     )
     result = {"dataset": meta["dataset"], "content_hash": manifest["content_hash"], "rows": manifest["rows"]}
+    print(f"preprocess: timings {watch}")
     write_xcom(result, env)
     return result

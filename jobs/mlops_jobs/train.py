@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +14,7 @@ from mlops_jobs.config import (
     tracking_uri,
     write_xcom,
 )
+from mlops_jobs.timing import Stopwatch
 
 if TYPE_CHECKING:
     import numpy as np
@@ -78,22 +78,6 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: np.nd
             else metrics.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
         ),
     }
-
-
-class Stopwatch:
-    """Named laps, printed at the end: the train step's run time is a key platform metric."""
-
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-        self._last = time.monotonic()
-
-    def lap(self, name: str) -> None:
-        now = time.monotonic()
-        self.laps[name] = now - self._last
-        self._last = now
-
-    def __str__(self) -> str:
-        return ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.laps.items())
 
 
 def fit(cfg: TrainConfig, split: data.Split) -> tuple[Any, dict[str, float]]:

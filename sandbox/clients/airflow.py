@@ -45,15 +45,18 @@ class TaskInstance:
     state: str | None
     try_number: int
     duration: float | None
+    # When the scheduler queued the try and when it started and ended (timing figures, benchmarks).
+    queued_when: datetime | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
 
-
-def _ti(t: Any) -> TaskInstance:
-    return TaskInstance(
-        t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None,
-        getattr(t, "start_date", None), getattr(t, "end_date", None),
-    )  # fmt: skip
+    @classmethod
+    def of(cls, t: Any) -> TaskInstance:
+        """From the generated client's task instance (or try) model."""
+        return cls(
+            t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None,
+            t.queued_when, t.start_date, t.end_date,
+        )  # fmt: skip
 
 
 def _state(value: Any) -> str | None:
@@ -175,12 +178,12 @@ class AirflowClient:
 
     def task_instance_list(self, dag_id: str, dag_run_id: str) -> list[TaskInstance]:
         resp = self._call(self.task_instances.get_task_instances, dag_id, dag_run_id, limit=100)
-        return [_ti(t) for t in resp.task_instances]
+        return [TaskInstance.of(t) for t in resp.task_instances]
 
     def tries(self, dag_id: str, dag_run_id: str, task_id: str) -> list[TaskInstance]:
         """Every try of a task instance (the history API), oldest first."""
         resp = self._call(self.task_instances.get_task_instance_tries, dag_id, dag_run_id, task_id)
-        return sorted((_ti(t) for t in resp.task_instances), key=lambda t: t.try_number)
+        return sorted((TaskInstance.of(t) for t in resp.task_instances), key=lambda t: t.try_number)
 
     def log(self, dag_id: str, dag_run_id: str, task_id: str, try_number: int) -> str:
         """A try's log as plain text, exceptions rendered as tracebacks.

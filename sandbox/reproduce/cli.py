@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
-from sandbox import paths
+from sandbox import cli, paths
 from sandbox.errors import SandboxError
 
 if TYPE_CHECKING:
@@ -22,16 +20,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DAG = "train_model_pipeline"
 
-
-def _cli() -> ModuleType:
-    # Under `python -m sandbox.cli` the running module is __main__, not sandbox.cli: register there.
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "sandbox.cli":
-        return main
-    import sandbox.cli
-
-    return sandbox.cli
 
 
 def production_data_bucket() -> str:
@@ -195,5 +183,4 @@ def _reproduce(args: argparse.Namespace, credentials: Credentials) -> int:
     return 0
 
 
-cli = _cli()
 cli.register(cli.Command("reproduce", "write a scenario that replays a production DAG run", _configure, _run))

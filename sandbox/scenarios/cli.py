@@ -13,9 +13,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
-from types import ModuleType
 
-from sandbox import paths
+from sandbox import cli, paths
 from sandbox.errors import ConfigError
 
 NO_SCENARIOS = 5  # as pytest's "no tests collected"
@@ -24,16 +23,6 @@ WHAT_IS_A_SCENARIO = (
     "(a file named on the command line is always taken as one)"
 )
 
-
-def _cli() -> ModuleType:
-    # Under `python -m sandbox.cli` the running module is __main__, not sandbox.cli: register there.
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    if main is not None and spec is not None and spec.name == "sandbox.cli":
-        return main
-    import sandbox.cli
-
-    return sandbox.cli
 
 
 def scenario_files(targets: list[str]) -> list[Path]:
@@ -50,7 +39,6 @@ def scenario_files(targets: list[str]) -> list[Path]:
 
 
 def _no_scenarios(targets: list[str]) -> int:
-    cli = _cli()
     cli.err_console.print(f"[bold red]error:[/] no scenario files in {', '.join(targets)}", highlight=False)
     cli.err_console.print(f"[bold]fix:[/] name the files or their folder; {WHAT_IS_A_SCENARIO}.")
     return NO_SCENARIOS
@@ -85,6 +73,7 @@ def _run(args: argparse.Namespace) -> int:
     extra += (["--gpu"] if kind.get("gpu") else []) + (["--context", str(kind["kube_context"])]
                                                        if kind.get("kube_context") else [])
     extra += ["--job-image", str(kind["job_image"])] if kind.get("job_image") else []
+    extra += ["--task-runtime", str(kind["task_runtime"])] if kind.get("task_runtime") else []  # local's
     return run_scenarios(targets, settings.backend, settings.name, args.keep, extra)
 
 
@@ -125,7 +114,6 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
-cli = _cli()
 cli.register(cli.Command("run", "run scenario suites (pytest) against the sandbox", _configure, _run))
 cli.register(
     cli.Command("validate", "check scenario files without starting anything", _configure_validate, _validate)

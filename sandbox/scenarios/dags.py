@@ -97,7 +97,7 @@ PARSE_TIMEOUT_S = 180.0
 
 def parse_environment() -> dict[str, str]:
     """The deployment config the local backend's Airflow parses the DAGs with (charts + local overlay)."""
-    from sandbox.backends.local.airflow import TASK_RUNTIME
+    from sandbox.backends.local.runtime import DEFAULT as TASK_RUNTIME
     from sandbox.platform.config import load_platform_config
 
     airflow = load_platform_config("local").airflow

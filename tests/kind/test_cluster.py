@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.backends.kind import cluster, images
+from sandbox.backends.kind import cluster
 from sandbox.errors import ConfigError
+from sandbox.images.tag import image_tag
 
 
 def _node(gpu: bool, ports: dict[str, int] | None = None) -> dict:
@@ -66,10 +67,10 @@ def test_image_tag_is_a_content_hash(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\n")
     (tmp_path / "pkg").mkdir()
     (tmp_path / "pkg" / "a.py").write_text("x = 1\n")
-    tag = images.image_tag(tmp_path)
+    tag = image_tag(tmp_path)
     assert tag.startswith("mlops-jobs:") and len(tag.split(":")[1]) == 12
     (tmp_path / "pkg" / "__pycache__").mkdir()
     (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"junk")
-    assert images.image_tag(tmp_path) == tag, "caches must not change the tag"
+    assert image_tag(tmp_path) == tag, "caches must not change the tag"
     (tmp_path / "pkg" / "a.py").write_text("x = 2\n")
-    assert images.image_tag(tmp_path) != tag
+    assert image_tag(tmp_path) != tag

@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from sandbox import paths
-from sandbox.backends.kind import images
 from sandbox.backends.kind.plan import Step, format_plan, plan, state_dir
+from sandbox.images.tag import image_tag
 
 CHARTS = paths.CHARTS_DIR
 
@@ -69,7 +69,7 @@ def test_gpu_node_follows_nvkind_runtime_class_recipe() -> None:
 
 def test_cluster_and_image_argv() -> None:
     steps = _by_key(plan("dev"))
-    tag = images.image_tag(paths.JOBS_DIR)
+    tag = image_tag(paths.JOBS_DIR)
     config = state_dir("dev") / "kind-config.yaml"
     assert steps["cluster"].argv == (
         "kind",
@@ -143,7 +143,7 @@ def test_generated_airflow_values_set_the_loaded_image(gpu: bool, train_gpu: str
     envs = [_env(step, c) for c in ("dagProcessor", "scheduler", "triggerer")]
     assert envs[0] == envs[1] == envs[2]
     env = envs[0]
-    assert env["MLOPS_JOB_IMAGE"] == images.image_tag(paths.JOBS_DIR)
+    assert env["MLOPS_JOB_IMAGE"] == image_tag(paths.JOBS_DIR)
     assert env["MLOPS_TRAIN_GPU"] == train_gpu
     assert env["MLOPS_TASK_RUNTIME"] == "kubernetes"
     overlay = "values-sandbox-gpu.yaml" if gpu else "values-sandbox.yaml"

@@ -70,9 +70,9 @@ def test_unreachable_docker_daemon_is_a_preflight_error() -> None:
         pytest.skip("docker CLI not installed")
     if _daemon_up(docker):
         pytest.skip("a docker daemon is reachable here; nothing to refuse")
-    with pytest.raises(PreflightError, match="Docker daemon is not reachable") as err:
+    with pytest.raises(PreflightError, match="Docker daemon is not running") as err:
         preflight.docker_daemon(require("docker"))
-    assert "docker info" in err.value.fix
+    assert "docker version" in err.value.fix
 
 
 def test_gpu_preflight_names_nvml_when_no_gpu() -> None:

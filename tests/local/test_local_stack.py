@@ -175,6 +175,27 @@ def test_airflow_lists_the_pipeline_dag_without_import_errors(stack: LocalBacken
     assert sorted(tasks) == ["evaluate_and_register", "preprocess_data", "train_model"]
 
 
+def test_the_scheduler_creates_no_run_of_its_own(stack: LocalBackend) -> None:
+    """Unpausing the daily DAG (catchup=False) and triggering a run leaves exactly that run: with the
+    production ``[scheduler] use_job_schedule`` the scheduler adds the latest interval's run at once."""
+    client, dag = _airflow(stack), "train_model_pipeline"
+    deadline = time.monotonic() + 120
+    while client.get_dag(dag) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    before = set(client.dag_run_ids(dag))
+    client.unpause(dag)
+    triggered = f"manual__only-this-{uuid.uuid4().hex[:8]}"
+    client.trigger(dag, triggered, {"experiment_name": triggered, "model_name": triggered})
+    try:
+        # The scheduler creates a due run in its next loop (a second or two here); give it several.
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            assert set(client.dag_run_ids(dag)) - before == {triggered}
+            time.sleep(1)
+    finally:
+        client.mark_dag_run_failed(dag, triggered)  # no run left working for the next tests
+
+
 def test_airflow_rejects_a_wrong_password(stack: LocalBackend) -> None:
     with pytest.raises(ServiceError, match="401"):
         _airflow(stack, password="not-it").login()

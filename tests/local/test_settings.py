@@ -15,6 +15,7 @@ import pytest
 from sandbox import paths
 from sandbox.backends.local import airflow, mlflow
 from sandbox.backends.local.backend import PORT_KEYS
+from sandbox.backends.local.runtime import TaskRuntime
 from sandbox.backends.local.service import StackContext
 from sandbox.backends.local.state import SandboxState, StateModel
 from sandbox.platform.config import PlatformConfig, load_platform_config
@@ -33,15 +34,27 @@ def documented(where: str = "") -> set[str]:
     return {name for name, places in rows if not where or where in places or places.strip() == "all"}
 
 
-@pytest.fixture
-def ctx(tmp_path: Path) -> StackContext:
+# Both task runtimes of the local backend; docker's engine is made up (nothing here talks to it).
+RUNTIMES = {
+    "local": TaskRuntime(),
+    "docker": TaskRuntime("docker", "mlops-jobs:0123456789ab", "/usr/bin/docker", "unix:///run/docker.sock"),
+}
+
+
+def _ctx(tmp_path: Path, runtime: TaskRuntime) -> StackContext:
     config = load_platform_config("local")
     ports = {k: 20000 + i for i, k in enumerate(PORT_KEYS)}
     state = SandboxState("settings", tmp_path)
     return StackContext(
         state=state, model=StateModel(name="settings", ports=ports), config=config, env_dir=tmp_path / "env",
         secrets=generate(), timeouts={}, dags_folder=paths.DAGS_DIR, jobs_folder=paths.JOBS_DIR,
+        runtime=runtime,
     )  # fmt: skip
+
+
+@pytest.fixture(params=list(RUNTIMES))
+def ctx(tmp_path: Path, request: pytest.FixtureRequest) -> StackContext:
+    return _ctx(tmp_path, RUNTIMES[request.param])
 
 
 def undocumented(settings: dict[str, str], from_values: dict[str, str], where: str) -> dict[str, str]:
@@ -66,6 +79,8 @@ def test_airflow_environment_is_the_charts_config_and_env_plus_the_documented_li
     expected = {"AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"}
     if "MLOPS_TASK_RUNTIME" in from_values:  # the components that parse the DAG carry the runtime
         expected.add("MLOPS_TASK_RUNTIME")
+        if ctx.runtime.name == "docker":  # the job image's content-hash tag
+            expected.add("MLOPS_JOB_IMAGE")
     assert overridden == expected
 
 
@@ -106,10 +121,12 @@ def test_jobs_platform_configmap_and_secret(ctx: StackContext) -> None:
     assert undocumented(secret, {}, "jobs' Secret") == {}  # generated values only
 
 
-def test_documented_list_has_no_stale_entries(ctx: StackContext) -> None:
+def test_documented_list_has_no_stale_entries(tmp_path: Path) -> None:
     """Each documented name is really set by the backend somewhere (the list stays honest)."""
+    ctx = _ctx(tmp_path, RUNTIMES["local"])
     configmap, secret = airflow.platform_objects(ctx)
-    airflow_env = {k for c in airflow.COMPONENTS for k in airflow.environment(ctx, c)}
+    airflow_env = {k for r in RUNTIMES.values() for c in airflow.COMPONENTS
+                   for k in airflow.environment(_ctx(tmp_path, r), c)}  # fmt: skip
     set_anywhere = {*airflow_env, *_flags(mlflow.server_args(ctx)), *mlflow.server_env(ctx),
                     *configmap, *secret}  # fmt: skip
     passed_through = {"HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CERT_FILE",

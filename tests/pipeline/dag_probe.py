@@ -32,6 +32,7 @@ def _param_errors(dag: Any, confs: list[dict[str, Any]]) -> list[str | None]:
 
 def main(dags: Path, confs: list[dict[str, Any]]) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from kubernetes.client import ApiClient
 
     bag = BundleDagBag(str(dags), bundle_path=dags)
@@ -63,7 +64,7 @@ def main(dags: Path, confs: list[dict[str, Any]]) -> dict[str, Any]:
             "retry_delay": task.retry_delay.total_seconds(),
             "do_xcom_push": task.do_xcom_push,
         }
-        if type(task).__name__ == "KubernetesPodOperator":
+        if isinstance(task, KubernetesPodOperator):
             pod = task.build_pod_request_obj(dry_run=True)  # no cluster, no kube config
             info["pod"] = api.sanitize_for_serialization(pod)
             info["on_finish_action"] = task.on_finish_action.value

@@ -18,6 +18,7 @@ from typing import Any
 
 def main(dags: Path, worker: dict[str, str]) -> dict[str, Any]:
     from airflow.dag_processing.dagbag import BundleDagBag
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
     sys.path.insert(0, str(dags))
     from mlops_pipeline import jobenv
@@ -30,7 +31,7 @@ def main(dags: Path, worker: dict[str, str]) -> dict[str, Any]:
         "tasks": {},
     }
     for task in bag.dags["train_model_pipeline"].tasks:
-        if type(task).__name__ == "KubernetesPodOperator":
+        if isinstance(task, KubernetesPodOperator):
             pod = task.build_pod_request_obj(dry_run=True)
             (base,) = [c for c in pod.spec.containers if c.name == "base"]
             out["tasks"][task.task_id] = {

@@ -121,7 +121,8 @@ def test_tasks_order_and_run_policy(parsed: dict, config: str) -> None:
         assert sidecars == {
             t: ["base", "airflow-xcom-sidecar"] if t == "train_model" else ["base"] for t in TASKS
         }
-    expected_type = "LocalJobOperator" if config == "local" else "KubernetesPodOperator"
+    # JobPodOperator: the KubernetesPodOperator that fails a rejected gate without a retry
+    expected_type = "LocalJobOperator" if config == "local" else "JobPodOperator"
     assert {t["type"] for t in tasks.values()} == {expected_type}
 
 

@@ -88,7 +88,7 @@ def test_failing_gate_keeps_champion_tags_the_version_and_names_the_threshold(
     evaluation, train = history.evaluations[2], history.trains[2]
     client = _client(platform)
     accuracy = client.get_run(train["run_id"]).data.metrics["accuracy"]
-    assert evaluation.returncode != 0
+    assert evaluation.returncode == 3  # mlops_jobs.exitcodes.GATE_FAILED: final, not retried
     assert f"quality gate failed: accuracy {accuracy:.4f} is below threshold 0.9990" in evaluation.output
     assert history.champion_after[2] == {"champion": 2}
     name = train["model_name"]

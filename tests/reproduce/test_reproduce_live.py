@@ -25,9 +25,6 @@ import pytest
 from sandbox.backends.local.backend import LocalBackend
 from sandbox.ports import LOOPBACK, free_ports
 from sandbox.reproduce import data
-from sandbox.reproduce.access import Credentials
-from sandbox.reproduce.access import Production as ReproAccess
-from sandbox.reproduce.source import AirflowReader
 from sandbox.scenarios import faults as faults_mod
 from sandbox.scenarios.loader import load
 from sandbox.scenarios.model import Expect, Fault, RunSpec
@@ -84,29 +81,6 @@ def state_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("sandboxes")
 
 
-def _without_the_scheduled_run(platform: Platform) -> None:
-    """Unpausing the daily DAG (catchup=False) makes Airflow create the latest interval's run; the tests
-    only need the runs they trigger, so that one is marked failed instead of being waited for (about a
-    minute on this machine; the local backend does not set ``[scheduler] use_job_schedule = False``)."""
-    from airflow_client.client.models.dag_run_patch_body import DAGRunPatchBody
-
-    creds = platform.backend.credentials
-    access = Credentials({"MLOPS_REPRO_AIRFLOW_USERNAME": creds.airflow_username,
-                          "MLOPS_REPRO_AIRFLOW_PASSWORD": creds.airflow_password})  # fmt: skip
-    airflow = AirflowReader(ReproAccess(platform.endpoints.airflow_url, access))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        runs = airflow.call(airflow.dag_runs.get_dag_runs, DAG, what="DAG runs", limit=10).dag_runs
-        scheduled = [r for r in runs if str(getattr(r.run_type, "value", r.run_type)) == "scheduled"]
-        for run in scheduled:
-            body = DAGRunPatchBody(state="failed")
-            airflow.call(airflow.dag_runs.patch_dag_run, DAG, run.dag_run_id, body, what="a DAG run",
-                         update_mask=["state"])  # fmt: skip
-        if scheduled:
-            return
-        time.sleep(1)
-
-
 def _play(runner: Runner, platform: Platform, dag_run_id: str, conf: dict, faults: list[Fault]) -> str:
     with faults_mod.armed(platform.airflow, dag_run_id, faults):
         spec = RunSpec(conf=conf, faults=faults)
@@ -121,7 +95,6 @@ def production(state_root: Path) -> Iterator[Production]:
         platform = Platform(backend)
         runner = Runner(platform)
         runner.ensure_dag(DAG, time.monotonic() + 180)
-        _without_the_scheduled_run(platform)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
         retry_run, gate_run = f"manual__{stamp}.retry", f"manual__{stamp}.gate"
         lost_node = [Fault(task="train_model", tries=[1], message="node lost")]
@@ -139,7 +112,6 @@ def local(state_root: Path, production: Production) -> Iterator[Platform]:
         backend.up()
         platform = Platform(backend)
         Runner(platform).ensure_dag(DAG, time.monotonic() + 180)
-        _without_the_scheduled_run(platform)
         yield platform
     finally:
         backend.down(purge=True)

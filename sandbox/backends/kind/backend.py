@@ -18,6 +18,7 @@ from pathlib import Path
 from sandbox.backends.kind import access, cluster, helm, images, preflight
 from sandbox.backends.kind.plan import Step, plan, state_dir
 from sandbox.errors import ConfigError, ServiceError
+from sandbox.images.engine import present
 from sandbox.redaction import redact
 from sandbox.secrets import SecretStore
 from sandbox.stack import Capability, Credentials, Endpoints, ServiceControl, ServiceStatus, UpResult
@@ -184,7 +185,7 @@ class KindBackend:
         if step.key == "cluster" or step.key.startswith("gpu-node-"):
             return reused
         if step.key == "image-build":
-            return images.built(bins["docker"], tag)
+            return present(bins["docker"], tag)
         if step.key == "image-load":
             return images.on_node(bins["docker"], cluster.node_container(self.cluster), tag)
         if step.key.startswith("helm:"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sandbox.scenarios.cli import _cli
+from sandbox import cli
 
 
 def _configure(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,6 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
-cli = _cli()
 cli.register(
     cli.Command("plan", "print the kind backend's commands and manifests, running none", _configure, _plan)
 )

@@ -15,6 +15,8 @@ import yaml
 
 from sandbox import paths
 from sandbox.backends.kind import cluster, dags, helm, images
+from sandbox.images.build import build_argv
+from sandbox.images.tag import image_tag
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def plan(
     name = cluster.cluster_name(sandbox_name)
     context = kube_context or cluster.kube_context(name)
     folder = state_dir(sandbox_name)
-    tag = job_image or images.image_tag(paths.JOBS_DIR)
+    tag = job_image or image_tag(paths.JOBS_DIR)
     steps: list[Step] = []
 
     if kube_context is None:
@@ -77,7 +79,7 @@ def plan(
                 steps.append(Step(f"gpu-node-{i}", f"GPU node: {title}", tuple(argv)))
         if job_image is None:
             steps.append(Step("image-build", f"build the job image {tag} (skipped when present)",
-                              tuple(images.build_argv(bins["docker"], tag, paths.JOBS_DIR))))  # fmt: skip
+                              tuple(build_argv(bins["docker"], tag, paths.JOBS_DIR))))  # fmt: skip
         steps.append(Step("image-load", f"kind load {tag} (skipped when on the node)",
                           tuple(images.load_argv(bins["kind"], tag, name))))  # fmt: skip
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sandbox import gpu as gpu_mod
 from sandbox.errors import PreflightError
+from sandbox.images import engine
 from sandbox.tools import TOOLS_BIN, Tool, require
 
 NVIDIA_RUNTIME_CONFIG = Path("/etc/nvidia-container-runtime/config.toml")
@@ -47,22 +48,9 @@ def tools(*, need_kind: bool = True, path: str | None = None, tools_dir: Path | 
 
 
 def docker_daemon(docker: Tool, timeout: float = 20) -> str:
-    """The daemon's server version; PreflightError when it cannot be reached."""
-    try:
-        out = subprocess.run(
-            [str(docker.path), "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
-    except subprocess.TimeoutExpired:
-        out = None
-    if out is None or out.returncode != 0 or not out.stdout.strip():
-        detail = (out.stderr.strip() if out else f"no answer in {timeout:.0f}s")[-800:]
-        raise PreflightError(
-            "The Docker daemon is not reachable (kind runs the cluster in docker containers).",
-            "Start Docker (e.g. `sudo systemctl start docker`) and check `docker info` works for this user.",
-            detail=detail,
-        )
-    return out.stdout.strip()
+    """The daemon's server version; PreflightError (not running, permission denied) when unusable."""
+    return engine.check("The kind backend runs its cluster in Docker containers", docker=docker.path,
+                        timeout=timeout).version  # fmt: skip
 
 
 def gpu_host(

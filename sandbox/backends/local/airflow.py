@@ -29,7 +29,6 @@ COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # monitor/health names each component differently from its CLI command.
 _HEALTH_KEYS = {"api-server": "metadatabase", "scheduler": "scheduler", "dag-processor": "dag_processor",
                 "triggerer": "triggerer"}  # fmt: skip
-TASK_RUNTIME = "local"
 AIRFLOW_DATABASE = "airflow"  # the database in the connection Secret both backends generate
 LOCAL_PLATFORM_DIR_ENV = "MLOPS_LOCAL_PLATFORM_DIR"
 
@@ -117,10 +116,10 @@ def environment(ctx: StackContext, component: str | None = None) -> dict[str, st
         **ctx.config.airflow.config_env(),
         **(ctx.config.airflow.component_env(component) if component else {}),
         # --- set by the local backend (docs/architecture.md, "Set by the local backend") ---
-        "MLOPS_TASK_RUNTIME": TASK_RUNTIME,
+        # The task runtime (MLOPS_TASK_RUNTIME, and what it needs), and the platform ConfigMap and Secret
+        # that stand in for the Kubernetes API in both runtimes.
+        **ctx.runtime.airflow_env(ctx.jobs_folder, ctx.state.marker),
         LOCAL_PLATFORM_DIR_ENV: str(ctx.state.platform_dir),
-        # The job code in place of the image's /opt/mlops, so job edits take effect without a rebuild.
-        "PYTHONPATH": str(ctx.jobs_folder),
         "AIRFLOW_HOME": str(ctx.state.airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.dags_folder),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(ctx)),

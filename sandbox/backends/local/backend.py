@@ -22,12 +22,14 @@ from pathlib import Path
 import psutil
 
 from sandbox import paths
-from sandbox.backends.local import airflow, mlflow, objectstore, postgres
+from sandbox.backends.local import airflow, jobimage, mlflow, objectstore, postgres
 from sandbox.backends.local import process as proc_mod
 from sandbox.backends.local.process import ServiceFailed, Supervised
+from sandbox.backends.local.runtime import RUNTIMES, TaskRuntime, remove_containers
 from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.backends.local.state import SandboxState, StateError, StateModel
 from sandbox.errors import ConfigError, ServiceError
+from sandbox.images.engine import present
 from sandbox.platform import airflow_local_settings
 from sandbox.platform.config import PlatformConfig, load_platform_config
 from sandbox.ports import LOOPBACK, ensure_port_free, free_ports
@@ -38,8 +40,10 @@ OVERLAY = "local"  # charts/<chart>/values-local.yaml
 
 
 def all_services() -> list[Service]:
-    """Every service of the stack, in start order (``after`` makes the real order)."""
-    return [postgres.Postgres(), objectstore.S3(), mlflow.Mlflow(), airflow.Migrate(), *airflow.components()]
+    """Every service of the stack, in start order (``after`` makes the real order); ``job-image`` only
+    runs for the docker task runtime."""
+    return [postgres.Postgres(), objectstore.S3(), mlflow.Mlflow(), airflow.Migrate(), *airflow.components(),
+            jobimage.JobImage()]  # fmt: skip
 
 
 SERVICES: tuple[str, ...] = tuple(s.name for s in all_services() if not s.oneshot)
@@ -49,7 +53,7 @@ PORT_KEYS = ("postgres", "s3", "mlflow", "airflow", "airflow-worker-logs", "airf
 DEFAULT_TIMEOUTS: dict[str, float] = {
     "postgres": 30, "s3": 30, "mlflow": 120, "airflow-migrate": 240,
     "airflow-api-server": 150, "airflow-scheduler": 150, "airflow-dag-processor": 150,
-    "airflow-triggerer": 150,
+    "airflow-triggerer": 150, "job-image": 900,
 }  # fmt: skip
 
 ProgressFn = Callable[[str, str, str], None]
@@ -89,6 +93,8 @@ class LocalBackend:
         jobs_folder: the job code the local task runtime runs (default: the repo's ``jobs/``).
         charts_dir: where the charts' values files are read (default: the repo's ``charts/``).
         services: start only these services and what they need (e.g. ``["mlflow"]``).
+        task_runtime: how Airflow runs the jobs: ``local`` (subprocesses) or ``docker`` (the job image,
+            built from ``jobs/Dockerfile`` by the ``job-image`` step, in containers).
         progress: callback ``(service, event, detail)`` for progress displays.
         state_root: where sandboxes keep state (default ``paths.state_root()``).
     """
@@ -107,6 +113,7 @@ class LocalBackend:
         services: Iterable[str] | None = None,
         progress: ProgressFn | None = None,
         state_root: Path | str | None = None,
+        task_runtime: str = "local",
     ) -> None:
         if (
             not sandbox_name
@@ -138,7 +145,15 @@ class LocalBackend:
         self.dags_folder = Path(dags_folder) if dags_folder else paths.DAGS_DIR
         self.jobs_folder = Path(jobs_folder) if jobs_folder else paths.JOBS_DIR
         self.charts_dir = Path(charts_dir) if charts_dir else paths.CHARTS_DIR
-        self.services = all_services() if services is None else _closure(all_services(), services)
+        if task_runtime not in RUNTIMES:
+            raise ConfigError(
+                f"Unknown task runtime {task_runtime!r}.",
+                f"Use one of: {', '.join(RUNTIMES)} (--task-runtime, $MLOPS_SANDBOX_TASK_RUNTIME).",
+            )
+        self.task_runtime = task_runtime
+        wanted = all_services() if task_runtime == "docker" else [
+            s for s in all_services() if s.name != jobimage.NAME]  # fmt: skip
+        self.services = wanted if services is None else _closure(wanted, services)
         self.progress: ProgressFn = progress or _noop
 
     # ---------------------------------------------------------------- public API
@@ -150,13 +165,16 @@ class LocalBackend:
         """Start the stack, or reuse it when every service is healthy and runs the current configuration."""
         started_at = time.monotonic()
         config = self.config()  # a bad values file stops here, before anything starts
+        runtime = TaskRuntime.resolve(self.task_runtime, self.jobs_folder)  # and a missing Docker engine
         with self.state.locked():
             saved = self.state.load()
             if saved is not None and saved.services:
                 # A harness killed during a service fault may have left processes paused (SIGSTOP).
                 self._resume(saved)
                 services = self._check(saved, config)
-                fresh = saved.config_hash == self._config_hash(config)
+                fresh = saved.config_hash == self._config_hash(config, runtime)
+                if runtime.image and not present(runtime.docker, runtime.image):
+                    fresh = False  # the job image was removed since: build it again
                 complete = set(saved.services) >= self._names()
                 if fresh and all(s.healthy for s in services) and complete:
                     for s in services:
@@ -175,7 +193,7 @@ class LocalBackend:
                     self.progress("configuration", "stopping", "values changed since the start: restarting")
                 self._stop(saved)  # a partial, stale or reconfigured stack (e.g. after kill -9): start fresh
             self._reap(saved)
-            model = self._start(saved, config)
+            model = self._start(saved, config, runtime)
             self._put_back_s3_objects()
             services = self._check(model, config)
             return UpResult(self._endpoints(model, config), False, time.monotonic() - started_at, services)
@@ -248,7 +266,7 @@ class LocalBackend:
         # "faults": the sandbox's cluster policy is in AIRFLOW_HOME (airflow.install_cluster_policy);
         # "service_faults": service_control() and revive() below (the process supervisor).
         caps: set[Capability] = {"faults", "service_faults"}
-        if _gpu_present():
+        if self.task_runtime == "local" and _gpu_present():  # the docker runtime passes no GPU yet
             caps.add("gpu")
         return frozenset(caps)
 
@@ -365,28 +383,37 @@ class LocalBackend:
     def _names(self) -> set[str]:
         return {s.name for s in self.services if not s.oneshot}
 
-    def _context(self, model: StateModel, config: PlatformConfig, secrets: dict[str, str]) -> StackContext:
+    def _context(
+        self,
+        model: StateModel,
+        config: PlatformConfig,
+        secrets: dict[str, str],
+        runtime: TaskRuntime | None = None,
+    ) -> StackContext:
         from sandbox.envs import platform_env_dir
 
         env_dir = Path(model.platform_env) if model.platform_env else platform_env_dir()
         return StackContext(
             state=self.state, model=model, config=config, env_dir=env_dir, secrets=secrets,
             timeouts=self.timeouts, dags_folder=self.dags_folder, jobs_folder=self.jobs_folder,
+            runtime=runtime or TaskRuntime(),
         )  # fmt: skip
 
-    def _config_hash(self, config: PlatformConfig) -> str:
-        """What the services run, apart from ports and secrets: the configuration and the folders."""
+    def _config_hash(self, config: PlatformConfig, runtime: TaskRuntime) -> str:
+        """What the services run, apart from ports and secrets: the configuration, the folders and the
+        task runtime (for docker: the job image's tag, so a job edit restarts Airflow with the new one)."""
         facts = {
             "config": config.model_dump(mode="json", exclude={"charts_dir"}),
             "dags": str(self.dags_folder),
             "jobs": str(self.jobs_folder),
             "services": sorted(s.name for s in self.services),
+            "runtime": [runtime.name, runtime.image, runtime.docker_host],
             # The cluster policy is copied in at start: a stack running an older copy is restarted.
             "policy": hashlib.sha256(Path(airflow_local_settings.__file__).read_bytes()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
-    def _start(self, saved: StateModel | None, config: PlatformConfig) -> StateModel:
+    def _start(self, saved: StateModel | None, config: PlatformConfig, runtime: TaskRuntime) -> StateModel:
         from sandbox.envs import ensure_platform_env
 
         self.state.ensure_dirs()
@@ -399,10 +426,11 @@ class LocalBackend:
             ports=self._allocate_ports(),
             postgres_data=saved.postgres_data if saved else "",
             schema_env=saved.schema_env if saved else "",
-            config_hash=self._config_hash(config),
+            config_hash=self._config_hash(config, runtime),
+            docker_host=runtime.docker_host,
         )
         self.state.save(model)
-        ctx = self._context(model, config, self.secrets.load_or_create_secrets())
+        ctx = self._context(model, config, self.secrets.load_or_create_secrets(), runtime)
         try:
             ready = self._launch(ctx, self.services, set())
             if "airflow-migrate" in ready:  # the Airflow schema is this env's now
@@ -465,7 +493,8 @@ class LocalBackend:
                 f"Sandbox {self.sandbox_name!r} is not running.",
                 f"Start it: `sandbox up --name {self.sandbox_name}`.",
             )
-        ctx = self._context(saved, config, self.secrets.read_secrets())
+        runtime = TaskRuntime.resolve(self.task_runtime, self.jobs_folder)
+        ctx = self._context(saved, config, self.secrets.read_secrets(), runtime)
         wanted = [s for s in self.services if s.name in names]
         ready = {s.name for s in self.services} - names
         self._launch(ctx, wanted, ready)
@@ -533,12 +562,17 @@ class LocalBackend:
         )
 
     def _reap(self, model: StateModel | None) -> None:
-        """Kill what the records' sessions or the sandbox marker still show (kill -9 leftovers)."""
+        """Kill what the records' sessions or the sandbox marker still show (kill -9 leftovers), and remove
+        the job containers the docker runtime's workers left (labelled with the marker)."""
         leftovers = {p.pid: p for p in proc_mod.marked_processes(self.state.marker)}
         if model is not None:
             leftovers.update({p.pid: p for p in proc_mod.session_members(model.services.values())})
         if leftovers:
             proc_mod.terminate(list(leftovers.values()), timeout=5)
+        if model is not None and model.docker_host:
+            removed = remove_containers(model.docker_host, self.state.marker)
+            if removed:
+                self.progress("job containers", "stopping", f"removed {removed} left running")
 
     # ---------------------------------------------------------------- health
     def _check(self, model: StateModel, config: PlatformConfig) -> list[ServiceStatus]:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sandbox.backends.local.process import ServiceSpec
+from sandbox.backends.local.runtime import TaskRuntime
 from sandbox.backends.local.state import SandboxState, StateModel
 from sandbox.platform.config import PlatformConfig
 from sandbox.ports import LOOPBACK, http_url
@@ -45,6 +46,7 @@ class StackContext:
     timeouts: dict[str, float]
     dags_folder: Path
     jobs_folder: Path
+    runtime: TaskRuntime = field(default_factory=TaskRuntime)
     pg: PgLayout | None = None
     created_databases: set[str] = field(default_factory=set)
     schema_ready: bool = False

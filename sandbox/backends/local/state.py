@@ -55,6 +55,9 @@ class StateModel(BaseModel):
     # Hash of the effective configuration the services were started with: a reused stack must run
     # what the charts say now, so `up` restarts one whose configuration changed.
     config_hash: str = ""
+    # The docker task runtime's engine (DOCKER_HOST), "" for the local runtime: where `down` removes job
+    # containers that a killed worker left running.
+    docker_host: str = ""
 
 
 class SandboxState:
