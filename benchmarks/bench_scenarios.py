@@ -66,10 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     suite_start = time.monotonic()
     for ls in scenarios:
         sc = ls.scenario
-        needs = list(sc.requires) + (
-            ["faults"] if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)) else []
-        )
-        reason = capability_skip(backend, needs)
+        needs = [*sc.requires, *(["faults"] if sc.all_task_faults() or sc.all_service_faults() else [])]
+        reason = capability_skip(backend, needs, sc)
         if reason:
             table.add_row(ls.path.stem, "skipped", "-", "-", "-", "-", reason)
             continue

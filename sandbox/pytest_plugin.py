@@ -80,6 +80,8 @@ class _Session:
     started: float = field(default_factory=time.monotonic)
     rows: list[dict[str, str]] = field(default_factory=list)
     details: list[tuple[str, str, Path | None]] = field(default_factory=list)
+    # (scenario, timeline text) of every scenario with service faults, passed or not.
+    timelines: list[tuple[str, str]] = field(default_factory=list)
     report_dir: Path = field(default_factory=lambda: paths.reports_dir() / time.strftime("%Y%m%d-%H%M%S"))
     registry: dict[str, Any] | None = None
     collected: int = 0
@@ -250,8 +252,10 @@ class ScenarioFailed(Exception):
         super().__init__(result.failure_text())
 
 
-def capability_skip(backend: Backend, needs: list[str]) -> str | None:
+def capability_skip(backend: Backend, needs: list[str], scenario: Any = None) -> str | None:
     """Why the scenario cannot run here (None when it can)."""
+    if scenario is not None and (reason := service_fault_skip(backend, scenario)):
+        return reason
     for cap in needs:
         if cap == "gpu":
             from sandbox.gpu import detect
@@ -282,6 +286,29 @@ class StackItem(pytest.Item):
         return "stack", 0, f"stack: {backend} backend, sandbox {self.config.getoption('sandbox_name')}"
 
 
+def service_fault_skip(backend: Backend, scenario: Any) -> str | None:
+    """Why this backend cannot inject the scenario's service faults (None when it can)."""
+    from sandbox.scenarios.model import TaskPoint
+    from sandbox.stack import ServiceFaults
+
+    wanted = scenario.all_service_faults()
+    if not wanted:
+        return None
+    if "service_faults" not in backend.capabilities() or not isinstance(backend, ServiceFaults):
+        return f"needs capability 'service_faults', which the {backend.name} backend does not offer"
+    for fault in wanted:
+        if fault.action not in backend.service_control(fault.service).actions:
+            return f"needs '{fault.action}' of {fault.service}, which the {backend.name} backend cannot do"
+        if isinstance(fault.at, TaskPoint) and fault.at.event == "registered" and not hasattr(
+            backend, "sql_session"
+        ):
+            return (
+                f"needs the 'registered' fault point, which holds an MLflow run in the {backend.name} "
+                "backend's Postgres: only the local backend gives that access"
+            )
+    return None
+
+
 class ScenarioItem(pytest.Item):
     """Runs one scenario through the runner and fails with every mismatch listed."""
 
@@ -294,11 +321,15 @@ class ScenarioItem(pytest.Item):
     def skip_reason(self) -> str | None:
         """Why this scenario cannot run on the session's backend (None when it can); asked once."""
         if self._skip is None:
+            from sandbox.scenarios.model import TaskPoint
+
             sc = self.loaded.scenario
             needs = list(sc.requires)
-            if sc.faults or (isinstance(sc.runs, list) and any(r.faults for r in sc.runs)):
-                needs.append("faults")
-            self._skip = (capability_skip(_session(self.config).get_backend(), needs),)
+            if sc.all_task_faults() or any(
+                isinstance(f.at, TaskPoint) and f.at.event == "start" for f in sc.all_service_faults()
+            ):
+                needs.append("faults")  # task faults, and the hold of a service fault's start point
+            self._skip = (capability_skip(_session(self.config).get_backend(), needs, sc),)
         return self._skip[0]
 
     def setup(self) -> None:
@@ -319,6 +350,19 @@ class ScenarioItem(pytest.Item):
         self.result = result = runner.run(self.loaded.scenario, self.loaded.path)
         self.user_properties.append(("wall_seconds", f"{result.wall_seconds:.2f}"))
         self.user_properties.append(("dag_runs", ",".join(r.observation.dag_run_id for r in result.runs)))
+        for i, timeline in enumerate(result.timelines):
+            for j, record in enumerate(timeline.faults):
+                key = f"fault.run{i + 1}.{j + 1}"
+                self.user_properties.append((key, record.summary()))
+                if record.recovery_seconds is not None:
+                    self.user_properties.append((f"{key}.recovery_seconds", f"{record.recovery_seconds:.2f}"))
+            if timeline.faults:
+                self.user_properties.append((f"timeline.run{i + 1}", timeline.render()))
+        if result.has_service_faults:
+            state.timelines.append((label, result.timeline_text()))
+            for timeline in result.timelines:
+                for record in timeline.faults:
+                    state.progress().emit(label, f"fault: {record.summary()}", style="cyan")
         if result.passed:
             state.progress().emit(label, f"passed in {result.wall_seconds:.1f}s", style="green")
             return
@@ -404,6 +448,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         sandbox_name=config.getoption("sandbox_name"),
         total_wall=time.monotonic() - state.started,
         secrets=secrets,
+        timelines=state.timelines,
     )
     terminalreporter.write_line(f"scenario report: {path}")
 
@@ -444,7 +489,7 @@ def run_dag(sandbox_stack: Platform, request: pytest.FixtureRequest) -> Callable
         spec = RunSpec(conf=conf, faults=[Fault.model_validate(f) for f in faults or []])
         runner.ensure_dag(dag, time.monotonic() + 90)
         dag_run_id = f"sbx__pytest__{token}__1"
-        with faults_mod.armed(sandbox_stack.airflow, dag_run_id, spec.faults):
+        with faults_mod.armed(sandbox_stack.airflow, dag_run_id, spec.task_faults):
             # Python tests assert on the observation themselves: no failure ends the wait early.
             runner.trigger_and_wait(dag, dag_run_id, conf, spec, Expect(), timeout, fail_fast=False)
         return runner.observe(dag, dag_run_id, conf["experiment_name"], conf["model_name"], None)

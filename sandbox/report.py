@@ -148,8 +148,10 @@ def write_markdown(
     total_wall: float,
     secrets: Iterable[str] = (),
     dest: Path | None = None,
+    timelines: Iterable[tuple[str, str]] = (),
 ) -> Path:
-    """The Markdown report: summary table, then each failure's mismatches and diagnostics path."""
+    """The Markdown report: summary table, each failure's mismatches and diagnostics path, then the
+    timeline of every scenario with service faults (task tries and faults, seconds since the trigger)."""
     out_dir = dest or paths.reports_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -176,6 +178,11 @@ def write_markdown(
         lines += ["", f"## {item_id}", "", "```text", text.rstrip(), "```"]
         if bundle is not None:
             lines += ["", f"Diagnostics: `{bundle}`"]
+    timelines = list(timelines)
+    if timelines:
+        lines += ["", "## Fault timelines"]
+        for item_id, text in timelines:
+            lines += ["", f"### {item_id}", "", "```text", text.rstrip(), "```"]
     # The sandbox's name keeps two suites run side by side from overwriting each other's report.
     path = out_dir / f"scenarios-{stamp}-{sandbox_name}.md"
     body = redact("\n".join(lines) + "\n", secrets)
@@ -220,6 +227,8 @@ def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) ->
         path.write_text(platform.redact(text))
 
     write("verdict.txt", f"{result.verdict}\n\n{result.failure_text()}\n")
+    if result.timelines:
+        write("timeline.txt", result.timeline_text() + "\n")
     write(
         "scenario.json",
         json.dumps(

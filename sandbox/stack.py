@@ -6,16 +6,30 @@ scenarios run unchanged on the local backend and on kind.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, get_args, runtime_checkable
 
 from sandbox.errors import ConfigError
 
 # What a backend offers scenarios beyond the basics: armed task faults (the sandbox's cluster
-# policy is loaded), an NVIDIA GPU for the train step, task pods on a real Kubernetes API.
-Capability = Literal["faults", "gpu", "kubernetes"]
+# policy is loaded), service faults (``ServiceFaults`` below), an NVIDIA GPU for the train step, task
+# pods on a real Kubernetes API.
+Capability = Literal["faults", "service_faults", "gpu", "kubernetes"]
+
+# The platform's services by the names both backends use (the local backend's processes; on kind the
+# workload each maps to). Scenario files name them in service faults.
+ServiceName = Literal[
+    "postgres", "s3", "mlflow",
+    "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
+]  # fmt: skip
+SERVICE_NAMES: tuple[str, ...] = get_args(ServiceName)
+# stop: orderly shutdown (stop signal, grace period); kill: SIGKILL, no shutdown; pause: SIGSTOP (the
+# port still accepts connections, nothing answers); unavailable: connections refused, the service's data
+# kept. Every fault is undone by ``start`` (stop, kill, unavailable) or ``resume`` (pause).
+FaultAction = Literal["stop", "kill", "pause", "unavailable"]
+FAULT_ACTIONS: tuple[str, ...] = get_args(FaultAction)
 
 
 @dataclass(frozen=True)
@@ -114,6 +128,36 @@ class Backend(Protocol):
 
     def diagnostics(self, dest: Path) -> Path:
         """Write service logs and platform state under ``dest``; return the bundle folder."""
+        ...
+
+
+class ServiceControl(Protocol):
+    """One platform service under a fault: what a scenario may do to it, and how it is undone."""
+
+    name: str
+    # The actions this backend can inject on this service (kind cannot SIGSTOP a container).
+    actions: frozenset[str]
+
+    def inject(self, action: str) -> str:
+        """Apply ``action`` (one of ``actions``); returns what was done, for the timeline."""
+        ...
+
+    def restore(self, action: str) -> str:
+        """Undo ``action``: resume a paused service, start a stopped one and wait until it is healthy."""
+        ...
+
+
+@runtime_checkable
+class ServiceFaults(Protocol):
+    """The optional capability ``service_faults``: stop, kill, pause or cut off a platform service."""
+
+    def service_control(self, name: str) -> ServiceControl:
+        """The control of one service (``SERVICE_NAMES``); ConfigError for an unknown name."""
+        ...
+
+    def revive(self, skip: Iterable[str] = ()) -> list[str]:
+        """Start again every service (but those in ``skip``: under a fault) whose process exited, as a
+        Kubernetes restart policy would; returns their names (none on kind: the kubelet does it)."""
         ...
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from mlops_jobs import exitcodes
+from mlops_jobs import exitcodes, outage
 from mlops_jobs.config import ConfigError, GateFailed, JobFailed
 
 STEPS = ("preprocess", "train", "evaluate")
@@ -33,6 +33,16 @@ def main(argv: list[str] | None = None) -> int:
         return exitcodes.GATE_FAILED
     except JobFailed as exc:
         print(f"mlops_jobs {step}: {exc}", file=sys.stderr)
+        return exitcodes.FAILED
+    except Exception as exc:
+        why = outage.explain(exc)
+        if why is None:
+            raise
+        # The traceback first (for whoever debugs the client), the one line that says it all last.
+        import traceback
+
+        traceback.print_exc()
+        print(f"mlops_jobs {step}: {why}", file=sys.stderr)
         return exitcodes.FAILED
     print(f"mlops_jobs {step}: done in {time.monotonic() - started:.1f}s", file=sys.stderr)
     return exitcodes.OK

@@ -142,9 +142,76 @@ def log_and_register(
     }
 
 
+# Tags set on earlier tries' MLflow runs by a retry (the story of a DAG run stays readable in the UI).
+REUSED_BY_TAG = "mlops.reused_by_try"
+SUPERSEDED_BY_TAG = "mlops.superseded_by_try"
+
+
+def earlier_result(cfg: TrainConfig) -> dict[str, Any] | None:
+    """Train is idempotent per DAG run: what an earlier try of this task in this DAG run registered.
+
+    A try can register its version and still fail (its pod or the tracking server dies before the run
+    ends), and Airflow then retries train. Training again would register a second version of the same
+    data and params that the gate never looks at. So the retry looks up the DAG run's earlier training
+    runs by their Airflow tags: the newest one with a READY version is reused (ended as FINISHED if it
+    was left running, tagged ``mlops.reused_by_try``) and its version handed on; earlier runs without a
+    version that were left running are ended as FAILED and tagged ``mlops.superseded_by_try``. None
+    when there is nothing to reuse (the first try, or no earlier try got as far as registering).
+    """
+    if cfg.context.try_number <= 1:
+        return None
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=cfg.tracking_uri, registry_uri=cfg.tracking_uri)
+    experiment = client.get_experiment_by_name(cfg.experiment_name)
+    if experiment is None:
+        return None
+    ctx = cfg.context
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=(
+            f"tags.`airflow.dag_run_id` = '{ctx.dag_run_id}' and tags.`airflow.task_id` = '{ctx.task_id}'"
+        ),
+        order_by=["attributes.start_time DESC"],
+    )
+    this_try = str(ctx.try_number)
+    reused: dict[str, Any] | None = None
+    for earlier in runs:
+        run_id = earlier.info.run_id
+        if earlier.data.tags.get("airflow.try_number") == this_try:
+            continue
+        versions = [] if reused else [
+            v for v in client.search_model_versions(f"name = '{cfg.model_name}' and run_id = '{run_id}'")
+            if v.status == "READY"
+        ]  # fmt: skip
+        if versions:
+            if earlier.info.status == "RUNNING":
+                client.set_terminated(run_id, "FINISHED")
+            client.set_tag(run_id, REUSED_BY_TAG, this_try)
+            reused = {
+                "run_id": run_id,
+                "experiment_id": experiment.experiment_id,
+                "model_name": cfg.model_name,
+                "model_version": min(int(v.version) for v in versions),
+            }
+        elif earlier.info.status == "RUNNING":
+            client.set_terminated(run_id, "FAILED")
+            client.set_tag(run_id, SUPERSEDED_BY_TAG, this_try)
+    return reused
+
+
 def run(env: Env | None = None) -> dict[str, Any]:
     env = env or Env()
     cfg = TrainConfig.from_env(env)
+    reused = earlier_result(cfg)
+    if reused is not None:
+        print(
+            f"train: try {cfg.context.try_number} reuses {cfg.model_name} v{reused['model_version']}, "
+            f"registered by an earlier try of DAG run {cfg.context.dag_run_id} (MLflow run "
+            f"{reused['run_id']}): train is idempotent per DAG run"
+        )
+        write_xcom(reused, env)
+        return reused
     watch = Stopwatch()
     # Data first: a missing split fails in a second instead of after the slow imports.
     split = data.read_split(cfg.bucket, cfg.context.dag_run_id)

@@ -156,6 +156,13 @@ class AirflowClient:
         except ConflictException:
             self._call(self.variables.patch_variable, key, body)
 
+    def get_variable(self, key: str) -> str | None:
+        """An Airflow Variable's value (None when it does not exist)."""
+        try:
+            return self._call(self.variables.get_variable, key).value
+        except NotFoundException:
+            return None
+
     def delete_variable(self, key: str) -> None:
         """Delete an Airflow Variable (nothing happens when it does not exist)."""
         try:

@@ -50,6 +50,34 @@ class MlflowObserver:
             for r in runs
         ]
 
+    def find_run(self, experiment_name: str, dag_run_id: str, task_id: str, try_number: int) -> str | None:
+        """The id of the MLflow run one task try logged (by the Airflow tags the jobs set), if any."""
+        exp = self.client.get_experiment_by_name(experiment_name)
+        if exp is None:
+            return None
+        runs = self.client.search_runs(
+            [exp.experiment_id],
+            filter_string=(
+                f"tags.`{DAG_RUN_TAG}` = '{dag_run_id}' and tags.`airflow.task_id` = '{task_id}' "
+                f"and tags.`airflow.try_number` = '{try_number}'"
+            ),
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def run_status(self, run_id: str) -> str:
+        return str(self.client.get_run(run_id).info.status)
+
+    def versions_of_run(self, model_name: str, run_id: str) -> list[int]:
+        """Versions of ``model_name`` registered from ``run_id``."""
+        try:
+            found = self.client.search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+        return sorted(int(v.version) for v in found)
+
     def _model_location(self, version: ModelVersion) -> str:
         """Where a version's files are: its logged model's artifact location (MLflow 3: the version's
         source is ``models:/<model id>``, and search results leave ``model_id`` empty), else its source."""

@@ -36,9 +36,17 @@ def _s3_uri(value: str) -> str:
 
 
 # --- charts/platform ----------------------------------------------------------------------------
+class MlflowClientValues(_Values):
+    """The jobs' MLflow client retry budget (``MLFLOW_HTTP_REQUEST_*`` in the ConfigMap)."""
+
+    max_retries: int = Field(alias="maxRetries", ge=0, le=10)  # MLflow caps it at 10
+    backoff_factor: int = Field(alias="backoffFactor", ge=0, le=120)  # an int for MLflow
+    request_timeout_seconds: int = Field(alias="requestTimeoutSeconds", ge=1)
+
+
 class PlatformValues(_Values):
     """Reads ``configMapName``, ``mlflowTrackingUri``, ``s3EndpointUrl``, ``dataBucket``, ``region``,
-    ``credentialsSecretName``."""
+    ``credentialsSecretName``, ``mlflowClient.{maxRetries,backoffFactor,requestTimeoutSeconds}``."""
 
     config_map_name: str = Field(alias="configMapName", min_length=1)
     mlflow_tracking_uri: str = Field(alias="mlflowTrackingUri", min_length=1)
@@ -46,6 +54,7 @@ class PlatformValues(_Values):
     data_bucket: str = Field(alias="dataBucket", min_length=1)
     region: str = Field(min_length=1)
     credentials_secret_name: str = Field(alias="credentialsSecretName", min_length=1)
+    mlflow_client: MlflowClientValues = Field(alias="mlflowClient")
 
 
 # --- charts/s3 ----------------------------------------------------------------------------------
@@ -252,6 +261,9 @@ class PlatformConfig(BaseModel):
                 "AWS_ENDPOINT_URL_S3": p.s3_endpoint_url,
                 "MLOPS_DATA_BUCKET": p.data_bucket,
                 "AWS_DEFAULT_REGION": p.region,
+                "MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(p.mlflow_client.max_retries),
+                "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": str(p.mlflow_client.backoff_factor),
+                "MLFLOW_HTTP_REQUEST_TIMEOUT": str(p.mlflow_client.request_timeout_seconds),
                 "MLOPS_CHART_VERSION": self.platform_chart,
             },
             secret_name=p.credentials_secret_name,

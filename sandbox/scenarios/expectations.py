@@ -270,6 +270,12 @@ def check(expect: Expect, obs: RunObservation, prefix: str = "expect") -> list[M
         if expect.s3.count is not None:
             cmp("s3.count", expect.s3.count, len(obs.s3_objects))
 
+    if expect.overlapping_tries is not None:
+        pairs = obs.overlapping_tries()
+        if not expect.overlapping_tries.matches(len(pairs)):
+            shown = f"{len(pairs)} ({'; '.join(pairs)})" if pairs else "0"
+            out.append(Mismatch(f"{prefix}.overlapping_tries", str(expect.overlapping_tries), shown))
+
     for task_id, texts in expect.log_contains.items():
         log = obs.logs.get(task_id, "")
         for text in [texts] if isinstance(texts, str) else texts:

@@ -28,6 +28,8 @@ from sandbox.scenarios.model import (
     RESERVED_CONF,
     TAG_PREFIX,
     Scenario,
+    ServiceFault,
+    TaskPoint,
 )
 
 Loc = tuple[str | int, ...]
@@ -319,7 +321,13 @@ def _dag_issues(sc: Scenario, file: str, lines: dict[Loc, int], registry: dict[s
 
     def check_faults(loc: Loc, faults: list[Any]) -> None:
         for i, fault in enumerate(faults):
-            check_task((*loc, i, "task"), fault.task)
+            if isinstance(fault, ServiceFault):
+                if isinstance(fault.at, TaskPoint):
+                    check_task((*loc, i, "at", "task"), fault.at.task)
+                if fault.restore is not None and fault.restore.at is not None:
+                    check_task((*loc, i, "restore", "at", "task"), fault.restore.at.task)
+            else:
+                check_task((*loc, i, "task"), fault.task)
 
     check_conf(("conf",), sc.conf)
     check_faults(("faults",), sc.faults)

@@ -35,6 +35,7 @@ from pydantic import (
 )
 
 from sandbox.scenarios.expectations import Comparison, ComparisonKind, comparison_json_schema
+from sandbox.stack import FaultAction, ServiceName
 
 API_VERSION = "mlops-sandbox/v1"
 DEFAULT_DAG = "train_model_pipeline"
@@ -106,7 +107,9 @@ Conf = Annotated[
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
-_OBJECT, _LIST, _SCALAR, _COUNT = (f"{TAG_PREFIX}{t}" for t in ("object", "list", "scalar", "count"))
+_OBJECT, _LIST, _SCALAR, _COUNT, _TASK, _SERVICE = (
+    f"{TAG_PREFIX}{t}" for t in ("object", "list", "scalar", "count", "task", "service")
+)
 
 
 # Discriminators pick a union's branch from the YAML value's shape, so a validation error reports
@@ -249,6 +252,9 @@ class Expect(_Model):
     log_contains: dict[Id, LogTexts] = Field(
         default_factory=dict, description="Task id -> text (or list of texts) its log must contain."
     )
+    overlapping_tries: CountComparison | None = _optional(
+        "Pairs of tries of one task whose recorded run times overlap (a task ran twice at once), e.g. 0."
+    )
 
     model_config = ConfigDict(json_schema_extra=_SUCCESS_WITH_FAILING_TASK)
 
@@ -309,13 +315,117 @@ class Fault(_Model):
     message: Text = Field("transient failure injected by the scenario")
 
 
+PointEvent = Literal["start", "end", "registered"]
+RUN_START = "run_start"
+MAX_FAULT_SECONDS = 3600.0
+
+
+class TaskPoint(_Model):
+    """A moment of one task try: it starts (before its job runs), it ends (any final state of the
+    try), or it has registered a model version while its job still runs (``registered``)."""
+
+    task: Id = Field(description="Task id.")
+    try_: int = Field(1, alias="try", ge=1, description="Which try of the task (1 = the first).")
+    event: PointEvent = Field(
+        "start",
+        description="start: before the try's job runs; end: the try reached a final state (success, "
+        "failed, up_for_retry); registered: the try registered a model version, its job not finished.",
+    )
+    delay: float = Field(0.0, ge=0, le=MAX_FAULT_SECONDS, description="Seconds after the event.")
+
+    def label(self) -> str:
+        text = f"{self.task} try {self.try_} {self.event}"
+        return f"{text} +{self.delay:g}s" if self.delay else text
+
+
+Point = Annotated[
+    Annotated[Literal["run_start"], Tag(_SCALAR)] | Annotated[TaskPoint, Tag(_OBJECT)],
+    Discriminator(_object_or_scalar),
+]
+
+
+def point_label(point: str | TaskPoint) -> str:
+    return point if isinstance(point, str) else point.label()
+
+
+class Restore(_Model):
+    """When a service fault is undone: ``after`` seconds, or ``at`` a point; exactly one of them."""
+
+    after: float | None = Field(
+        None, gt=0, le=MAX_FAULT_SECONDS, description="Seconds after the fault was injected.",
+        json_schema_extra=_drop_null,
+    )  # fmt: skip
+    at: TaskPoint | None = _optional("A point of the DAG run (a task try's start, end or registration).")
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    @model_validator(mode="after")
+    def _one(self) -> Restore:
+        if (self.after is None) == (self.at is None):
+            raise ValueError(
+                "give exactly one of 'after' (seconds) and 'at' (a point); fix: e.g. 'restore: {after: 10}', "
+                "or leave 'restore' out to undo the fault when the DAG run ends"
+            )
+        if self.at is not None and self.at.event == "registered":
+            raise ValueError(
+                "a fault cannot be undone at a 'registered' point (that point holds the MLflow run it "
+                "waits for); fix: restore at the try's 'end', or 'after' some seconds"
+            )
+        return self
+
+
+class ServiceFault(_Model):
+    """Stop, kill, pause or cut off a platform service at a point of the DAG run, and undo it later."""
+
+    service: ServiceName = Field(description="The platform service (as `sandbox status` names it).")
+    action: FaultAction = Field(
+        description="stop: orderly shutdown; kill: SIGKILL; pause: SIGSTOP (connections hang); "
+        "unavailable: connections refused, data kept."
+    )
+    at: Point = Field(
+        description="'run_start' (before the DAG run is triggered: between runs) or a task try's point."
+    )
+    restore: Restore | None = _optional("When to undo it (default: when the DAG run ends).")
+
+    def label(self) -> str:
+        return f"{self.service} {self.action}"
+
+
+def _task_or_service(value: Any) -> str:
+    return _SERVICE if isinstance(value, dict | ServiceFault) and (
+        isinstance(value, ServiceFault) or "service" in value
+    ) else _TASK
+
+
+AnyFault = Annotated[
+    Annotated[Fault, Tag(_TASK)] | Annotated[ServiceFault, Tag(_SERVICE)],
+    Discriminator(_task_or_service),
+]
+
+
+def task_faults(faults: list[Any]) -> list[Fault]:
+    return [f for f in faults if isinstance(f, Fault)]
+
+
+def service_faults(faults: list[Any]) -> list[ServiceFault]:
+    return [f for f in faults if isinstance(f, ServiceFault)]
+
+
 class RunSpec(_Model):
     """One DAG run of a multi-run scenario."""
 
     name: Text | None = _optional("Label shown in reports, e.g. 'retrain'.")
     conf: Conf = Field(default_factory=dict, description="DAG params, merged over the scenario's.")
-    faults: list[Fault] = Field(default_factory=list)
+    faults: list[AnyFault] = Field(default_factory=list, description="Task faults and service faults.")
     expect: Expect = Field(default_factory=Expect)
+
+    @property
+    def task_faults(self) -> list[Fault]:
+        return task_faults(self.faults)
+
+    @property
+    def service_faults(self) -> list[ServiceFault]:
+        return service_faults(self.faults)
 
 
 RunsField = Annotated[
@@ -329,6 +439,29 @@ _RUNS_LIST_EXCLUDES_TOP_LEVEL = {
     "if": {"required": ["runs"], "properties": {"runs": {"type": "array"}}},
     "then": {"allOf": [{"not": {"required": ["expect"]}}, {"not": {"required": ["faults"]}}]},
 }
+# Service faults disturb every scenario on the stack: the scenario must have it to itself.
+_HAS_SERVICE_FAULT = {"type": "array", "contains": {"type": "object", "required": ["service"]}}
+_SERVICE_FAULTS_NEED_EXCLUSIVE = {
+    "if": {
+        "anyOf": [
+            {"required": ["faults"], "properties": {"faults": _HAS_SERVICE_FAULT}},
+            {
+                "required": ["runs"],
+                "properties": {
+                    "runs": {
+                        "type": "array",
+                        "contains": {
+                            "type": "object",
+                            "required": ["faults"],
+                            "properties": {"faults": _HAS_SERVICE_FAULT},
+                        },
+                    }
+                },
+            },
+        ]
+    },
+    "then": {"required": ["exclusive"], "properties": {"exclusive": {"const": True}}},
+}  # fmt: skip
 # Rules beyond each field's type (Scenario.problems() and model validators): those the exported JSON
 # schema states too, and those only the loader checks (the corpus test names them).
 RULES_IN_SCHEMA = {
@@ -336,8 +469,11 @@ RULES_IN_SCHEMA = {
     "runs-list-with-top-level": "top-level expect/faults next to a list of runs",
     "success-with-failing-task": "dag_run: success while a task is expected to fail",
     "empty-task-expectation": "a task expectation with neither state nor try_number",
+    "service-faults-need-exclusive": "service faults in a scenario that is not 'exclusive: true'",
+    "restore-one-of": "a restore with both or neither of 'after' and 'at'",
 }
 RULES_LOADER_ONLY = {
+    "restore-at-registered": "a restore at a 'registered' point (that point holds the MLflow run it awaits)",
     "registry-beyond-runs": "an alias on, or a version count above, what the scenario's runs can register "
     "(JSON Schema cannot compare a number with the length of another field)",
 }
@@ -355,15 +491,24 @@ class Scenario(_Model):
     )
     timeout: float = Field(DEFAULT_TIMEOUT_S, gt=0, le=3600, description="Deadline per DAG run, seconds.")
     conf: Conf = Field(default_factory=dict, description="DAG params for every run.")
-    faults: list[Fault] = Field(default_factory=list, description="Faults for every run (single-run form).")
+    faults: list[AnyFault] = Field(
+        default_factory=list, description="Task and service faults for every run (single-run form)."
+    )
     expect: Expect | None = _optional("Expectations of the last run (single-run form).")
+    exclusive: bool = Field(
+        False,
+        description="Never run concurrently with another scenario (required with service faults: they "
+        "disturb every scenario on the stack).",
+    )
     runs: RunsField = Field(
         1,
         description=f"Number of identical runs (1 to {MAX_RUNS}), or a list of 1 to {MAX_RUNS} runs "
         "with their own expect.",
     )
 
-    model_config = ConfigDict(json_schema_extra=_RUNS_LIST_EXCLUDES_TOP_LEVEL)
+    model_config = ConfigDict(
+        json_schema_extra={"allOf": [_RUNS_LIST_EXCLUDES_TOP_LEVEL, _SERVICE_FAULTS_NEED_EXCLUSIVE]}
+    )
 
     @model_validator(mode="after")
     def _consistent(self, info: ValidationInfo) -> Scenario:
@@ -390,6 +535,15 @@ class Scenario(_Model):
                 for key in conf
                 if key in RESERVED_CONF
             ]
+        if self.all_service_faults() and not self.exclusive:
+            out.append(
+                Problem(
+                    ("exclusive",) if "exclusive" in self.model_fields_set else (),
+                    "service faults disturb every scenario running on the stack, so this scenario needs "
+                    "it to itself",
+                    "add 'exclusive: true' at the top level",
+                )
+            )
         if isinstance(self.runs, list):
             for key in ("expect", "faults"):
                 if key in self.model_fields_set:
@@ -405,6 +559,17 @@ class Scenario(_Model):
         elif self.expect is not None:
             out += self.expect.problems(("expect",), self.runs)
         return out
+
+    def all_service_faults(self) -> list[ServiceFault]:
+        """Every service fault of the scenario, over all its runs."""
+        if isinstance(self.runs, list):
+            return [f for run in self.runs for f in run.service_faults]
+        return service_faults(self.faults)
+
+    def all_task_faults(self) -> list[Fault]:
+        if isinstance(self.runs, list):
+            return [f for run in self.runs for f in run.task_faults]
+        return task_faults(self.faults)
 
     def plan(self) -> list[RunSpec]:
         """The DAG runs to make, in order, each with its merged conf and expectations."""

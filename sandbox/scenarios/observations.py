@@ -6,16 +6,19 @@ Plain data, filled by the clients (Airflow REST, MlflowClient, S3) after a run r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 
 @dataclass
 class TaskTry:
-    """One try of one task instance."""
+    """One try of one task instance (start and end as Airflow recorded them; None when not set)."""
 
     try_number: int
     state: str | None
     duration: float | None = None
+    start: datetime | None = None
+    end: datetime | None = None
 
 
 @dataclass
@@ -27,6 +30,20 @@ class TaskObservation:
     try_number: int
     duration: float | None = None
     tries: list[TaskTry] = field(default_factory=list)
+
+    def overlapping_tries(self) -> list[tuple[int, int]]:
+        """Pairs of tries whose recorded [start, end] intervals overlap: the task ran twice at once. A try
+        without an end (still running, or never closed) counts as running still."""
+        spans = sorted((t for t in self.tries if t.start is not None), key=lambda t: t.try_number)
+        out = []
+        for i, a in enumerate(spans):
+            for b in spans[i + 1 :]:
+                assert a.start is not None and b.start is not None
+                a_end = a.end or datetime.max.replace(tzinfo=a.start.tzinfo)
+                b_end = b.end or datetime.max.replace(tzinfo=b.start.tzinfo)
+                if a.start < b_end and b.start < a_end:
+                    out.append((a.try_number, b.try_number))
+        return out
 
 
 @dataclass
@@ -102,6 +119,14 @@ class RunObservation:
             return []
         run_ids = {r.run_id for r in self.mlflow_runs}
         return [v for v in self.registry.versions if v.run_id in run_ids]
+
+    def overlapping_tries(self) -> list[str]:
+        """Every pair of tries of one task that ran at the same time, e.g. ``train_model tries 1 and 2``."""
+        return [
+            f"{task.task_id} tries {a} and {b}"
+            for task in self.tasks.values()
+            for a, b in task.overlapping_tries()
+        ]
 
     def job_seconds(self) -> float:
         """Sum of the task processes' own durations over every try."""

@@ -1,9 +1,10 @@
 """Runs a scenario against a live stack: trigger, wait (failing fast), observe, check.
 
 One scenario = one experiment and one registered model of its own (isolation), then for each run:
-arm faults -> trigger with a chosen ``dag_run_id`` -> poll every ~0.5 s with a deadline -> collect
-observations -> check expectations. A DAG that does not import, or a task that fails when the
-scenario did not expect it, ends the scenario at once with Airflow's own error text.
+arm faults -> trigger with a chosen ``dag_run_id`` -> poll every ~0.5 s with a deadline (service faults
+injected and undone at their points: ``chaos.py``) -> collect observations -> check expectations. A DAG
+that does not import, or a task that fails when the scenario did not expect it, ends the scenario at
+once with Airflow's own error text. Every run keeps a timeline (task tries, faults) for the reports.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import re
 import secrets
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,13 +26,17 @@ from sandbox.clients.mlflow import MlflowObserver
 from sandbox.clients.s3 import S3Client
 from sandbox.redaction import Redactor
 from sandbox.scenarios import faults as faults_mod
+from sandbox.scenarios.chaos import FaultController, Timeline
 from sandbox.scenarios.expectations import Mismatch, check
-from sandbox.scenarios.model import Expect, RunSpec, Scenario
+from sandbox.scenarios.model import Expect, RunSpec, Scenario, TaskPoint
 from sandbox.scenarios.observations import RunObservation, TaskObservation, TaskTry
 from sandbox.stack import Backend
 
 POLL_S = 0.5
 DAG_APPEAR_TIMEOUT_S = 90.0
+# How long the harness's own REST calls may fail in a row while no service fault is in place (a
+# restarted api-server or Postgres needs a moment after its restore).
+UNREACHABLE_GRACE_S = 60.0
 FINAL_DAG_STATES = ("success", "failed")
 LOG_TAIL_LINES = 40
 
@@ -68,6 +75,21 @@ class ScenarioResult:
     runs: list[RunResult] = field(default_factory=list)
     wall_seconds: float = 0.0
     aborted: ScenarioAborted | None = None
+    # One per DAG run triggered (also for a run that was aborted): task tries and service faults.
+    timelines: list[Timeline] = field(default_factory=list)
+
+    @property
+    def has_service_faults(self) -> bool:
+        return any(t.faults for t in self.timelines)
+
+    def timeline_text(self) -> str:
+        """Each run's timeline, with its service faults summarised (what the reports show)."""
+        out: list[str] = []
+        for i, tl in enumerate(self.timelines):
+            out.append(f"run {i + 1} timeline (seconds since the trigger):")
+            out.append(tl.render())
+            out += [f"  fault: {r.summary()}" for r in tl.faults]
+        return "\n".join(out)
 
     @property
     def passed(self) -> bool:
@@ -91,6 +113,8 @@ class ScenarioResult:
                 lines += [f"  - {m}" for m in r.mismatches]
         if self.aborted is not None:
             lines.append(str(self.aborted))
+        if self.has_service_faults:
+            lines.append(self.timeline_text())
         return "\n".join(lines)
 
 
@@ -196,7 +220,11 @@ class Runner:
         """The live DAG's task ids vs. those the scenario names (the static check may not know them)."""
         named: set[str] = set()
         for spec in plan:
-            named |= set(spec.expect.tasks) | set(spec.expect.log_contains) | {f.task for f in spec.faults}
+            named |= set(spec.expect.tasks) | set(spec.expect.log_contains)
+            named |= {f.task for f in spec.task_faults}
+            for sf in spec.service_faults:
+                points = [sf.at, sf.restore.at if sf.restore else None]
+                named |= {p.task for p in points if isinstance(p, TaskPoint)}
         if not named:
             return
         known = self.p.airflow.task_ids(dag_id)
@@ -212,7 +240,7 @@ class Runner:
     @staticmethod
     def _anticipated(spec: RunSpec, expect: Expect, task_id: str, try_number: int) -> bool:
         """Whether a failed try is part of the scenario (a fault, or an expected failure/retry)."""
-        if any(f.task == task_id and try_number in f.tries for f in spec.faults):
+        if any(f.task == task_id and try_number in f.tries for f in spec.task_faults):
             return True
         texp = expect.task_expectations().get(task_id)
         if texp is None:
@@ -232,21 +260,44 @@ class Runner:
         label: str = "",
         *,
         fail_fast: bool = True,
+        controller: FaultController | None = None,
+        timeline: Timeline | None = None,
     ) -> str:
-        """Trigger and poll until a final state; returns it. Aborts early on an unexpected failure."""
-        self.p.airflow.trigger(dag_id, dag_run_id, conf)
-        started = time.monotonic()
+        """Trigger and poll until a final state; returns it. Aborts early on an unexpected failure.
+
+        With a ``controller``, service faults are injected and undone at their points, and the harness's
+        own REST calls may fail while one is in place (and for a grace period after)."""
+        timeline = timeline or Timeline()
+        self._trigger(dag_id, dag_run_id, conf, controller)
+        timeline.t0 = started = time.monotonic()
+        timeline.add(f"triggered {dag_run_id}", "run")
         deadline = started + timeout
         seen: dict[str, tuple[str | None, int]] = {}
+        failing_since: float | None = None
+        state, tis = "queued", []
         while True:
-            state = self.p.airflow.dag_run_state(dag_id, dag_run_id)
-            tis = self.p.airflow.task_instance_list(dag_id, dag_run_id)
+            try:
+                state = self.p.airflow.dag_run_state(dag_id, dag_run_id)
+                tis = self.p.airflow.task_instance_list(dag_id, dag_run_id)
+                if failing_since is not None:
+                    timeline.add("Airflow's REST API answers again", "run")
+                failing_since = None
+            except Exception as exc:
+                if controller is None:
+                    raise
+                now = time.monotonic()
+                if failing_since is None:
+                    failing_since = now
+                    timeline.add(f"Airflow's REST API does not answer ({type(exc).__name__})", "run")
+                if not controller.active() and now - failing_since > UNREACHABLE_GRACE_S:
+                    raise
             for ti in tis:
                 key = (ti.state, ti.try_number)
                 if seen.get(ti.task_id) != key:
                     seen[ti.task_id] = key
                     if ti.state:
                         elapsed = time.monotonic() - started
+                        timeline.add(f"{ti.task_id} try {ti.try_number}: {ti.state}")
                         self.progress(
                             f"{label}{ti.task_id}: {ti.state} (try {ti.try_number}) +{elapsed:.1f}s"
                         )
@@ -262,7 +313,10 @@ class Runner:
                         f"dag_run_id {dag_run_id}); last {LOG_TAIL_LINES} log lines:",
                         _tail(log),
                     )
+            if controller is not None:
+                controller.observe(tis, fresh=failing_since is None)
             if state in FINAL_DAG_STATES:
+                timeline.add(f"DAG run {state}", "run")
                 return state
             if time.monotonic() > deadline:
                 running = [t for t in tis if t.state not in ("success", None)]
@@ -276,6 +330,20 @@ class Runner:
                     f"DAG run {dag_run_id} still {state} after the scenario timeout of {timeout:.0f}s", detail
                 )
             time.sleep(POLL_S)
+
+    def _trigger(
+        self, dag_id: str, dag_run_id: str, conf: dict[str, Any], controller: FaultController | None
+    ) -> None:
+        """Trigger the run; with service faults in place (``run_start``), retry while the API is down."""
+        give_up = time.monotonic() + UNREACHABLE_GRACE_S
+        while True:
+            try:
+                self.p.airflow.trigger(dag_id, dag_run_id, conf)
+                return
+            except Exception:
+                if controller is None or time.monotonic() > give_up:
+                    raise
+                time.sleep(POLL_S * 2)
 
     def _stop(self, dag_id: str, dag_run_id: str) -> None:
         """Mark an abandoned DAG run failed so its retries do not hold the DAG's only active slot."""
@@ -309,7 +377,7 @@ class Runner:
                 ti.state,
                 ti.try_number,
                 ti.duration,
-                [TaskTry(t.try_number, t.state, t.duration) for t in tries],
+                [TaskTry(t.try_number, t.state, t.duration, t.start_date, t.end_date) for t in tries],
             )
         failed = {t for t, o in obs.tasks.items() if o.state == "failed"}
         for task_id in sorted(set(obs.tasks) if log_tasks is None else log_tasks | failed):
@@ -325,6 +393,42 @@ class Runner:
             version.artifact_files = self.p.artifact_files(version.artifact_location)
         obs.s3_objects = self.p.s3.list_keys(self.p.data_bucket, f"runs/{dag_run_id}/")
         return obs
+
+    def _one_run(
+        self,
+        scenario: Scenario,
+        spec: RunSpec,
+        anticipate: Expect,
+        dag_run_id: str,
+        conf: dict[str, Any],
+        names: tuple[str, str],
+        timeline: Timeline,
+        label: str,
+    ) -> list[str]:
+        """Arm the run's task faults, trigger it and wait; its service faults are injected at their
+        points and undone however the run ends (also on Ctrl-C or SIGTERM). Returns what went wrong
+        with the service faults (one never injected, one not undone)."""
+        controller = None
+        if spec.service_faults:
+            controller = FaultController(
+                self.p, spec.service_faults, dag_run_id=dag_run_id, experiment=names[0], model=names[1],
+                timeline=timeline, progress=lambda m: self.progress(f"{label}{m}"),
+            )  # fmt: skip
+        holds = controller.holds() if controller else []
+        with faults_mod.armed(self.p.airflow, dag_run_id, spec.task_faults, holds), _terminated_raises():
+            try:
+                if controller is not None:
+                    controller.before_trigger()
+                self.progress(f"{label}triggered {dag_run_id}")
+                self.trigger_and_wait(
+                    scenario.dag, dag_run_id, conf, spec, anticipate, scenario.timeout, label,
+                    controller=controller, timeline=timeline,
+                )  # fmt: skip
+            finally:
+                if controller is not None:
+                    with _sigint_ignored():
+                        controller.finish()
+        return controller.problems() if controller is not None else []
 
     # --- a whole scenario ---------------------------------------------------------------------
 
@@ -346,11 +450,11 @@ class Runner:
                 dag_run_id = f"sbx__{slug}__{token}__{i + 1}"
                 conf = {**spec.conf, "experiment_name": experiment, "model_name": model}
                 t0 = time.monotonic()
-                with faults_mod.armed(self.p.airflow, dag_run_id, spec.faults):
-                    self.progress(f"{label}triggered {dag_run_id}")
-                    self.trigger_and_wait(
-                        scenario.dag, dag_run_id, conf, spec, anticipate, scenario.timeout, label
-                    )
+                timeline = Timeline()
+                result.timelines.append(timeline)
+                problems = self._one_run(
+                    scenario, spec, anticipate, dag_run_id, conf, (experiment, model), timeline, label
+                )
                 log_tasks = set(spec.expect.log_contains)
                 obs = self.observe(scenario.dag, dag_run_id, experiment, model, log_tasks)
                 obs.wall_seconds = time.monotonic() - t0
@@ -362,11 +466,45 @@ class Runner:
                     f"{label}{obs.state} in {obs.wall_seconds:.1f}s"
                     + (f", {len(mismatches)} mismatch(es)" if mismatches else "")
                 )
+                if problems:
+                    raise ScenarioAborted(
+                        "the scenario's service faults did not all happen as written", "\n".join(problems)
+                    )
         except ScenarioAborted as exc:
             result.aborted = exc
         finally:
             result.wall_seconds = time.monotonic() - started
         return result
+
+
+@contextlib.contextmanager
+def _terminated_raises() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while a run is in flight, so its faults are undone (main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ctrl-C pressed again while faults are being undone must not leave a service down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def run_scenarios(

@@ -187,8 +187,13 @@ def test_platform_configmap_and_pod_launcher_rbac(render: Render) -> None:
         "AWS_ENDPOINT_URL_S3",
         "MLOPS_DATA_BUCKET",
         "AWS_DEFAULT_REGION",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT",
         "MLOPS_CHART_VERSION",
     }
+    # The jobs ride out about 30 s of an unreachable MLflow, then fail and leave it to Airflow's retry.
+    assert (data["MLFLOW_HTTP_REQUEST_MAX_RETRIES"], data["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"]) == ("5", "1")
     # Training runs record which platform release they ran on (MLflow tag mlops.chart_version).
     chart = yaml.safe_load((CHARTS_DIR / "platform" / "Chart.yaml").read_text())
     assert data["MLOPS_CHART_VERSION"] == f"platform-{chart['version']}"
@@ -237,3 +242,13 @@ def test_chart_files_name_only_existing_tests() -> None:
             if not (PROJECT_ROOT / ref).is_file():
                 missing.append(f"{path.name}: {ref}")
     assert missing == []
+
+
+@pytest.mark.parametrize("chart", ["postgres", "s3", "mlflow"])
+def test_kind_service_faults_scale_the_workloads_the_charts_render(render: Render, chart: str) -> None:
+    """A service fault on kind scales `<kind>/<name>` (kind/faults.py): the chart renders that workload."""
+    from sandbox.backends.kind.faults import WORKLOADS
+
+    kind, name = WORKLOADS[chart]
+    rendered = {(o["kind"].lower(), o["metadata"]["name"]) for o in render(chart, "sandbox")}
+    assert (kind, name) in rendered, sorted(rendered)

@@ -250,3 +250,42 @@ def test_evaluate_refuses_an_incomplete_environment(
     assert job.returncode == 2, job.output
     assert message in job.output
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def test_a_retried_train_reuses_the_version_its_killed_first_try_registered(
+    pipeline: Runs, platform: Platform, tmp_path: Path
+) -> None:
+    """Train is idempotent per DAG run: try 1 registered its version, then died before its MLflow run
+    ended (its pod, or the tracking server, killed); try 2 hands on that version instead of a second."""
+    run = pipeline()
+    first = _train(run, tmp_path)
+    client = _client(platform)
+    client.update_run(first["run_id"], status="RUNNING")  # what a try killed after registering leaves
+    retry = run.job("train", tmp_path, MLOPS_TRY_NUMBER="2")
+    assert _ok(retry) == first
+    assert f"reuses {run.model_name} v{first['model_version']}" in retry.output
+    assert [v.version for v in client.search_model_versions(f"name = '{run.model_name}'")] == ["1"]
+    earlier = client.get_run(first["run_id"])
+    assert earlier.info.status == "FINISHED"
+    assert earlier.data.tags["mlops.reused_by_try"] == "2"
+    runs = client.search_runs([first["experiment_id"]], f"tags.`airflow.dag_run_id` = '{run.dag_run_id}'")
+    assert len(runs) == 1
+
+
+def test_a_retried_train_supersedes_an_earlier_try_that_registered_nothing(
+    pipeline: Runs, platform: Platform, tmp_path: Path
+) -> None:
+    """Try 1 died before registering (its run left RUNNING): try 2 trains and registers version 1, and
+    the abandoned run is ended FAILED and says which try superseded it."""
+    run = pipeline()
+    _ok(run.job("preprocess", tmp_path))
+    client = _client(platform)
+    exp_id = client.create_experiment(run.experiment_name)
+    tags = {"airflow.dag_run_id": run.dag_run_id, "airflow.task_id": "train_model", "airflow.try_number": "1"}
+    abandoned = client.create_run(exp_id, tags=tags).info.run_id
+    retry = _ok(run.job("train", tmp_path, MLOPS_TRY_NUMBER="2"))
+    assert retry["model_version"] == 1 and retry["run_id"] != abandoned
+    earlier = client.get_run(abandoned)
+    assert earlier.info.status == "FAILED"
+    assert earlier.data.tags["mlops.superseded_by_try"] == "2"
+    assert client.get_run(retry["run_id"]).info.status == "FINISHED"

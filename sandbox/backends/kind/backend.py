@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from sandbox.backends.kind import access, cluster, helm, images, preflight
@@ -21,7 +21,7 @@ from sandbox.errors import ConfigError, ServiceError
 from sandbox.images.engine import present
 from sandbox.redaction import redact
 from sandbox.secrets import SecretStore
-from sandbox.stack import Capability, Credentials, Endpoints, ServiceStatus, UpResult
+from sandbox.stack import Capability, Credentials, Endpoints, ServiceControl, ServiceStatus, UpResult
 
 ProgressFn = Callable[[str, str, str], None]
 
@@ -138,7 +138,23 @@ class KindBackend:
         return self.state.credentials()
 
     def capabilities(self) -> frozenset[Capability]:
-        return frozenset({"kubernetes", "gpu"} if self.gpu else {"kubernetes"})
+        # "faults": the Airflow chart's airflowLocalSettings carries the sandbox's cluster policy
+        # (helm.airflow_generated_values); "service_faults": workloads scaled to zero and back (faults.py).
+        caps: set[Capability] = {"kubernetes", "faults", "service_faults"}
+        if self.gpu:
+            caps.add("gpu")
+        return frozenset(caps)
+
+    def service_control(self, name: str) -> ServiceControl:
+        """Scale one service's workload to zero and back (``sandbox.backends.kind.faults``)."""
+        from sandbox.backends.kind.faults import KindServiceControl
+
+        kubectl = shutil.which("kubectl") or str(Path(".tools/bin/kubectl").resolve())
+        return KindServiceControl(name, kubectl, self.context, self._run)
+
+    def revive(self, skip: Iterable[str] = ()) -> list[str]:
+        """Nothing to do: the kubelet restarts what exits."""
+        return []
 
     def diagnostics(self, dest: Path) -> Path:
         """kubectl describe/logs/events for the namespace (and nvidia with --gpu) under ``dest/kind``."""

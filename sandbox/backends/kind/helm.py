@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from sandbox.backends.kind import dags
+from sandbox.errors import ConfigError
 from sandbox.paths import CHARTS_DIR
 from sandbox.secrets import SECRET_KEYS
 
@@ -68,10 +69,27 @@ def airflow_generated_values(
     if not any(item.get("name") == "MLOPS_JOB_IMAGE" for item in out_env):
         out_env.append({"name": "MLOPS_JOB_IMAGE", "value": job_image})
     out: dict[str, Any] = {c: {"env": [dict(i) for i in out_env]} for c in dags.COMPONENTS}  # no YAML anchors
+    out["airflowLocalSettings"] = cluster_policy()
     if dags_dir is not None:
         for component, extra in dags.airflow_values(dags_dir, airflow_image()).items():
             out[component].update(extra)
     return out
+
+
+def cluster_policy() -> str:
+    """The sandbox's cluster policy (armed task faults, holds) as the chart's ``airflowLocalSettings``.
+
+    The official chart renders that value through ``tpl``: a ``{{`` in the Python text would be read as a
+    template, so it is refused here rather than mangled in the cluster."""
+    from sandbox.platform import airflow_local_settings
+
+    text = Path(airflow_local_settings.__file__).read_text()
+    if "{{" in text:
+        raise ConfigError(
+            f"{airflow_local_settings.__file__} contains '{{{{', which the Airflow chart's tpl would render.",
+            "Write it without '{{' (e.g. build the string from two parts).",
+        )
+    return text
 
 
 def airflow_image(charts_dir: Path = CHARTS_DIR) -> str:

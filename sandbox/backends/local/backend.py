@@ -19,6 +19,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+import psutil
+
 from sandbox import paths
 from sandbox.backends.local import airflow, jobimage, mlflow, objectstore, postgres
 from sandbox.backends.local import process as proc_mod
@@ -28,10 +30,11 @@ from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.backends.local.state import SandboxState, StateError, StateModel
 from sandbox.errors import ConfigError, ServiceError
 from sandbox.images.engine import present
+from sandbox.platform import airflow_local_settings
 from sandbox.platform.config import PlatformConfig, load_platform_config
 from sandbox.ports import LOOPBACK, ensure_port_free, free_ports
 from sandbox.secrets import SecretStore
-from sandbox.stack import Capability, Credentials, Endpoints, ServiceStatus, UpResult
+from sandbox.stack import Capability, Credentials, Endpoints, ServiceControl, ServiceStatus, UpResult
 
 OVERLAY = "local"  # charts/<chart>/values-local.yaml
 
@@ -137,6 +140,7 @@ class LocalBackend:
         self.secrets = SecretStore(self.state.dir)
         self.fixed_ports = dict(ports or {})
         scale = float(os.environ.get("MLOPS_SANDBOX_TIMEOUT_SCALE", "1") or 1)
+        self.scale = scale
         self.timeouts = {k: v * scale for k, v in DEFAULT_TIMEOUTS.items()} | dict(timeouts or {})
         self.dags_folder = Path(dags_folder) if dags_folder else paths.DAGS_DIR
         self.jobs_folder = Path(jobs_folder) if jobs_folder else paths.JOBS_DIR
@@ -165,21 +169,32 @@ class LocalBackend:
         with self.state.locked():
             saved = self.state.load()
             if saved is not None and saved.services:
+                # A harness killed during a service fault may have left processes paused (SIGSTOP).
+                self._resume(saved)
                 services = self._check(saved, config)
                 fresh = saved.config_hash == self._config_hash(config, runtime)
                 if runtime.image and not present(runtime.docker, runtime.image):
                     fresh = False  # the job image was removed since: build it again
-                if fresh and all(s.healthy for s in services) and set(saved.services) >= self._names():
+                complete = set(saved.services) >= self._names()
+                if fresh and all(s.healthy for s in services) and complete:
                     for s in services:
                         self.progress(s.name, "reused", s.url or "")
                     return UpResult(
                         self._endpoints(saved, config), True, time.monotonic() - started_at, services
+                    )
+                if fresh and complete and self._heal(saved, config, services):
+                    self._put_back_s3_objects()
+                    saved = self.state.load() or saved
+                    services = self._check(saved, config)
+                    return UpResult(
+                        self._endpoints(saved, config), False, time.monotonic() - started_at, services
                     )
                 if not fresh:
                     self.progress("configuration", "stopping", "values changed since the start: restarting")
                 self._stop(saved)  # a partial, stale or reconfigured stack (e.g. after kill -9): start fresh
             self._reap(saved)
             model = self._start(saved, config, runtime)
+            self._put_back_s3_objects()
             services = self._check(model, config)
             return UpResult(self._endpoints(model, config), False, time.monotonic() - started_at, services)
 
@@ -248,8 +263,9 @@ class LocalBackend:
         return self.secrets.credentials()
 
     def capabilities(self) -> frozenset[Capability]:
-        # "faults": the sandbox's cluster policy is in AIRFLOW_HOME (airflow.install_cluster_policy).
-        caps: set[Capability] = {"faults"}
+        # "faults": the sandbox's cluster policy is in AIRFLOW_HOME (airflow.install_cluster_policy);
+        # "service_faults": service_control() and revive() below (the process supervisor).
+        caps: set[Capability] = {"faults", "service_faults"}
         if self.task_runtime == "local" and _gpu_present():  # the docker runtime passes no GPU yet
             caps.add("gpu")
         return frozenset(caps)
@@ -282,6 +298,80 @@ class LocalBackend:
             ]
             (bundle / "status.txt").write_text(redact("\n".join(lines) + "\n"))
         return bundle
+
+    # ---------------------------------------------------------------- service faults
+    def service_control(self, name: str) -> ServiceControl:
+        """Stop, kill, pause or cut off one service, and undo it (``sandbox.backends.local.faults``)."""
+        from sandbox.backends.local.faults import LocalServiceControl
+
+        if name not in self._names():
+            raise ConfigError(f"Unknown service {name!r}.", f"Use one of: {', '.join(SERVICES)}.")
+        return LocalServiceControl(self, name)
+
+    def processes(self, name: str) -> list[psutil.Process]:
+        """The live processes of one service: its recorded process, its descendants and every other
+        member of its session (workers, job subprocesses); empty when it is not running."""
+        saved = self.state.load()
+        record = saved.services.get(name) if saved else None
+        if record is None:
+            return []
+        found: dict[int, psutil.Process] = {p.pid: p for p in proc_mod.session_members([record])}
+        proc = proc_mod.find(record)
+        if proc is not None:
+            for member in proc_mod.tree(proc):
+                found.setdefault(member.pid, member)
+        return list(found.values())
+
+    def stop_service(self, name: str) -> None:
+        """Stop one service the way ``down`` does (its stop signal, its grace period, then SIGKILL)."""
+        saved = self.state.load()
+        if saved is None or name not in saved.services:
+            return
+        svc = next(s for s in all_services() if s.name == name)
+        proc_mod.stop_records(
+            {name: saved.services[name]}, [(name,)], {name: svc.stop_signal}, {name: svc.stop_grace}
+        )
+        leftovers = [p for p in proc_mod.session_members([saved.services[name]]) if p.is_running()]
+        if leftovers:
+            proc_mod.terminate(leftovers, timeout=2)
+
+    def start_services(self, names: Iterable[str]) -> None:
+        """Start ``names`` again (each stopped, killed or crashed) and wait until they are ready; the
+        other services must be running. What each provisions once ready is redone (moto's buckets)."""
+        with self.state.locked():
+            self._restart(set(names), self.config())
+
+    def revive(self, skip: Iterable[str] = ()) -> list[str]:
+        """Start again every service whose process exited (not those in ``skip``); returns their names."""
+        saved = self.state.load()
+        if saved is None:
+            return []
+        dead = [
+            s.name for s in self.services
+            if not s.oneshot and s.name not in set(skip) and s.name in saved.services
+            and proc_mod.find(saved.services[s.name]) is None
+        ]  # fmt: skip
+        if dead:
+            self.start_services(dead)
+        return dead
+
+    def mlflow_database(self) -> str:
+        """The database MLflow's tracking and registry store lives in (charts/mlflow ``backendStore``)."""
+        return self.config().mlflow.backend_store.database
+
+    def sql_session(self, database: str) -> postgres.SqlSession:
+        """A psql session on one of the sandbox's databases (the ``registered`` fault point holds a row
+        lock through it); the caller closes it."""
+        saved = self.state.load()
+        if saved is None or "postgres" not in saved.ports:
+            raise ServiceError(
+                f"Sandbox {self.sandbox_name!r} is not running.",
+                f"Start it: `sandbox up --name {self.sandbox_name}`.",
+            )
+        ctx = self._context(saved, self.config(), self.secrets.read_secrets())
+        lay = postgres.layout(self.state, ctx.env_dir, saved.postgres_data)
+        user, password = ctx.secrets["POSTGRES_USER"], ctx.secrets["POSTGRES_PASSWORD"]
+        return postgres.SqlSession(lay, saved.ports["postgres"], user, password, database)
 
     def logs_path(self, service: str) -> Path:
         """The log file of ``service``; ConfigError naming the valid ones for a typo."""
@@ -318,6 +408,8 @@ class LocalBackend:
             "jobs": str(self.jobs_folder),
             "services": sorted(s.name for s in self.services),
             "runtime": [runtime.name, runtime.image, runtime.docker_host],
+            # The cluster policy is copied in at start: a stack running an older copy is restarted.
+            "policy": hashlib.sha256(Path(airflow_local_settings.__file__).read_bytes()).hexdigest(),
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -339,30 +431,8 @@ class LocalBackend:
         )
         self.state.save(model)
         ctx = self._context(model, config, self.secrets.load_or_create_secrets(), runtime)
-        running: dict[str, Supervised] = {}
-        ready: set[str] = set()
         try:
-            while len(ready) < len(self.services):
-                for svc in self.services:
-                    if svc.name in ready or svc.name in running or not set(svc.after) <= ready:
-                        continue
-                    reason = svc.done(ctx)
-                    if reason is not None:
-                        ready.add(svc.name)
-                        self.progress(svc.name, "ready", reason)
-                        continue
-                    self.progress(svc.name, "starting", "")
-                    svc.prepare(ctx)
-                    sup = proc_mod.spawn(svc.spec(ctx), self.state.marker)
-                    running[svc.name] = sup
-                    model.services[svc.name] = sup.record
-                    self.state.save(model)  # recorded at once, so a kill -9 of the harness can be reaped
-                for svc in self.services:
-                    if svc.name in running and svc.name not in ready and proc_mod.check(running[svc.name]):
-                        detail = svc.provision(ctx)
-                        ready.add(svc.name)
-                        self.progress(svc.name, "ready", detail)
-                time.sleep(0.25)
+            ready = self._launch(ctx, self.services, set())
             if "airflow-migrate" in ready:  # the Airflow schema is this env's now
                 model.schema_env = env_dir.name
             self.state.save(model)
@@ -372,6 +442,36 @@ class LocalBackend:
             self._rollback(model)
             raise
         return model
+
+    def _launch(self, ctx: StackContext, services: list[Service], ready: set[str]) -> set[str]:
+        """Start ``services`` in dependency order (``ready``: names already running) and wait until each
+        is ready; every spawn is recorded in the state at once. Returns the names now ready."""
+        model = ctx.model
+        ready = set(ready)
+        running: dict[str, Supervised] = {}
+        wanted = {s.name for s in services}
+        while not wanted <= ready:
+            for svc in services:
+                if svc.name in ready or svc.name in running or not set(svc.after) <= ready:
+                    continue
+                reason = svc.done(ctx)
+                if reason is not None:
+                    ready.add(svc.name)
+                    self.progress(svc.name, "ready", reason)
+                    continue
+                self.progress(svc.name, "starting", "")
+                svc.prepare(ctx)
+                sup = proc_mod.spawn(svc.spec(ctx), self.state.marker)
+                running[svc.name] = sup
+                model.services[svc.name] = sup.record
+                self.state.save(model)  # recorded at once, so a kill -9 of the harness can be reaped
+            for svc in services:
+                if svc.name in running and svc.name not in ready and proc_mod.check(running[svc.name]):
+                    detail = svc.provision(ctx)
+                    ready.add(svc.name)
+                    self.progress(svc.name, "ready", detail)
+            time.sleep(0.25)
+        return ready
 
     def _rollback(self, model: StateModel) -> None:
         # Ctrl-C pressed again during cleanup must not abandon the processes.
@@ -385,6 +485,61 @@ class LocalBackend:
         finally:
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+
+    def _restart(self, names: set[str], config: PlatformConfig) -> None:
+        saved = self.state.load()
+        if saved is None:
+            raise ServiceError(
+                f"Sandbox {self.sandbox_name!r} is not running.",
+                f"Start it: `sandbox up --name {self.sandbox_name}`.",
+            )
+        runtime = TaskRuntime.resolve(self.task_runtime, self.jobs_folder)
+        ctx = self._context(saved, config, self.secrets.read_secrets(), runtime)
+        wanted = [s for s in self.services if s.name in names]
+        ready = {s.name for s in self.services} - names
+        self._launch(ctx, wanted, ready)
+        self.state.save(saved)
+
+    def _put_back_s3_objects(self) -> None:
+        """Objects an interrupted ``unavailable`` fault kept aside go back into the fresh S3 server."""
+        from sandbox.backends.local.faults import restore_s3_snapshot
+
+        count = restore_s3_snapshot(self)
+        if count:
+            self.progress("s3", "ready", f"{count} object(s) put back (kept aside by an interrupted fault)")
+
+    def _resume(self, model: StateModel) -> None:
+        """SIGCONT every process of the sandbox (a no-op for those not stopped)."""
+        procs = {p.pid: p for p in proc_mod.session_members(model.services.values())}
+        for record in model.services.values():
+            proc = proc_mod.find(record)
+            if proc is not None:
+                procs.update({p.pid: p for p in proc_mod.tree(proc)})
+        for proc in procs.values():
+            with contextlib.suppress(psutil.Error):
+                if proc.status() == psutil.STATUS_STOPPED:
+                    proc.resume()
+                    self.progress("faults", "stopping", f"resumed paused process {proc.pid}")
+
+    def _heal(self, model: StateModel, config: PlatformConfig, services: list[ServiceStatus]) -> bool:
+        """Start again the services a fault (or a crash) left stopped, when everything else is there; True
+        when the stack is healthy afterwards. Anything else is left to a full restart."""
+        dead = {s.name for s in services if s.detail == "not running"}
+        if not dead or len(dead) == len(services):  # nothing to heal, or nothing left to heal around
+            return False
+        try:
+            self._restart(dead, config)
+        except ServiceError:
+            return False
+        model = self.state.load() or model  # the restarted services' new records
+        deadline = time.monotonic() + 30 * self.scale
+        while time.monotonic() < deadline:
+            if all(s.healthy for s in self._check(model, config)):
+                for name in sorted(dead):
+                    self.progress(name, "ready", "started again (it was stopped)")
+                return True
+            time.sleep(1)
+        return False
 
     # ---------------------------------------------------------------- stop / reap
     def _stop(self, model: StateModel) -> None:

@@ -289,6 +289,75 @@ def purge_data(data_dir: str) -> None:
         shutil.rmtree(path.parent if path.name == "data" else path, ignore_errors=True)
 
 
+class SqlSession:
+    """One psql session held open (statements run in it one by one), e.g. to hold a row lock while a
+    fault point waits. Runs as the server's user when the harness is root, like the other psql calls."""
+
+    _DONE = "__mlops_sandbox_done__"
+
+    def __init__(self, lay: PgLayout, port: int, user: str, password: str, database: str) -> None:
+        import queue
+        import threading
+
+        self._secrets = [password]
+        self._proc = subprocess.Popen(
+            [*_psql(lay, port, user, database), "-X"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=_pg_env(lay, password), cwd=lay.data_dir.parent, user=lay.uid, group=lay.gid,
+            extra_groups=[] if lay.uid is not None else None,
+        )  # fmt: skip
+        self._lines: queue.Queue[str | None] = queue.Queue()
+
+        def pump() -> None:
+            assert self._proc.stdout is not None
+            for line in self._proc.stdout:
+                self._lines.put(line.rstrip("\n"))
+            self._lines.put(None)
+
+        threading.Thread(target=pump, daemon=True, name="psql-session").start()
+
+    def execute(self, sql: str, timeout: float = 30.0) -> list[str]:
+        """Run ``sql`` (one or more statements) and return its output rows; ServiceError on an error."""
+        import queue
+        import time
+
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(f"{sql}\n\\echo {self._DONE}\n")
+            self._proc.stdin.flush()
+        except OSError as exc:
+            raise ServiceError("Postgres: the psql session ended.", "Check `sandbox status`.") from exc
+        rows: list[str] = []
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise ServiceError(
+                    f"Postgres: no answer to a statement within {timeout:.0f}s.", "Check `sandbox status`."
+                ) from None
+            if line == self._DONE:
+                return rows
+            if line is None:
+                raise ServiceError(
+                    "Postgres: the psql session failed.",
+                    "Read the output below.",
+                    detail=redact("\n".join(rows[-20:]), self._secrets),
+                )
+            rows.append(line)
+
+    def close(self) -> None:
+        """End the session (an open transaction is rolled back, its locks released)."""
+        with contextlib.suppress(OSError):
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+
+
 def _tcp_open(port: int) -> bool:
     import socket
 

@@ -214,7 +214,8 @@ def session_members(records: Iterable[ProcessRecord]) -> list[psutil.Process]:
     return found
 
 
-def _tree(proc: psutil.Process) -> list[psutil.Process]:
+def tree(proc: psutil.Process) -> list[psutil.Process]:
+    """``proc`` and its live descendants."""
     found = [proc]
     with contextlib.suppress(psutil.Error):
         found.extend(proc.children(recursive=True))
@@ -249,7 +250,7 @@ def terminate(
     roots = list(procs)
     everything: dict[int, psutil.Process] = {}
     for proc in roots:
-        for member in _tree(proc):
+        for member in tree(proc):
             everything[member.pid] = member
     if not everything:
         return []
@@ -285,7 +286,7 @@ def stop_records(
             proc = find(records[name]) if name in records else None
             if proc is None:
                 continue
-            trees[name] = _tree(proc)
+            trees[name] = tree(proc)
             with contextlib.suppress(psutil.Error):
                 proc.send_signal(signals.get(name, signal.SIGTERM))
         start = time.monotonic()
