@@ -103,7 +103,10 @@ def log_and_register(
     mlflow.set_tracking_uri(cfg.tracking_uri)
     experiment = mlflow.set_experiment(cfg.experiment_name)
     manifest = split.manifest
-    with mlflow.start_run(run_name=cfg.context.dag_run_id) as active:
+    # The experiment named explicitly: when two DAG runs create a new experiment at once, MLflow's
+    # set_experiment returns the one the other created without making it active (mlflow 3.17
+    # fluent.py), and a bare start_run would log into 'Default'.
+    with mlflow.start_run(experiment_id=experiment.experiment_id, run_name=cfg.context.dag_run_id) as active:
         mlflow.set_tags({**cfg.context.tags(), **gpu.detect().tags(), **provenance.tags(env, manifest)})
         mlflow.log_params(
             {

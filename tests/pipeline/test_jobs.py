@@ -8,6 +8,7 @@ job is 10-20 s, mostly imports), so one module-scoped history of three runs serv
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from .conftest import JobRun, PipelineRun, Platform, new_pipeline_run
+from .conftest import JOBS_DIR, JobRun, PipelineRun, Platform, new_pipeline_run
 
 pytestmark = pytest.mark.slow
 
@@ -189,6 +190,49 @@ def test_interleaved_runs_each_gate_their_own_run(pipeline: Runs, platform: Plat
     # Gating the noisy run again (a retry) does not move champion either.
     assert _evaluate(noisy, tmp_path, noisy_train).returncode != 0
     assert _aliases(platform, name) == {"champion": clean_train["model_version"]}
+
+
+# Loaded as sitecustomize by the train job's interpreter: another DAG run creates the experiment between
+# this job's lookup and its create, the interleaving two first runs of a new experiment can hit.
+EXPERIMENT_RACE = """
+import sys
+from mlflow.tracking._tracking_service.client import TrackingServiceClient
+
+_lookup = TrackingServiceClient.get_experiment_by_name
+
+
+def _other_run_creates_it_first(self, name):
+    if sys._getframe(1).f_code.co_name == "set_experiment" and _lookup(self, name) is None:
+        self.create_experiment(name)
+        print("race: another run created the experiment first", file=sys.stderr)
+        return None
+    return _lookup(self, name)
+
+
+TrackingServiceClient.get_experiment_by_name = _other_run_creates_it_first
+"""
+
+
+def test_train_logs_into_its_experiment_when_another_run_creates_it_first(
+    pipeline: Runs, platform: Platform, tmp_path: Path
+) -> None:
+    """Found by CI in the interleaved test: MLflow's set_experiment, losing the creation race, returns
+    the experiment without making it active, and the run went into 'Default' (evaluate then refused it).
+    The race is forced here, in the real job against the real server."""
+    race = tmp_path / "race"
+    race.mkdir()
+    (race / "sitecustomize.py").write_text(EXPERIMENT_RACE)
+    run = pipeline()
+    _ok(run.job("preprocess", tmp_path))
+    train = run.job("train", tmp_path, PYTHONPATH=f"{race}{os.pathsep}{JOBS_DIR}")
+    assert "race: another run created the experiment first" in train.output
+    result = _ok(train)
+    client = _client(platform)
+    experiment = client.get_experiment_by_name(run.experiment_name)
+    assert experiment is not None
+    assert client.get_run(result["run_id"]).info.experiment_id == experiment.experiment_id
+    evaluation = _evaluate(run, tmp_path, result)  # the gate accepts the run as its experiment's
+    assert evaluation.returncode == 0, evaluation.output
 
 
 def test_preprocess_writes_the_split_and_manifest(pipeline: Runs, platform: Platform, tmp_path: Path) -> None:
