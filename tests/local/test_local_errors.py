@@ -109,6 +109,9 @@ def test_ctrl_c_during_up_leaves_nothing_running(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # As at a terminal: a background CI job inherits SIGINT ignored, and Python then never raises
+        # KeyboardInterrupt (the Ctrl-C under test would be dropped, not handled).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     model = None
