@@ -113,20 +113,25 @@ def test_ctrl_c_during_up_leaves_nothing_running(tmp_path: Path) -> None:
         # KeyboardInterrupt (the Ctrl-C under test would be dropped, not handled).
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    deadline = time.monotonic() + 120
-    model = None
-    while time.monotonic() < deadline and cli_proc.poll() is None:
-        model = backend.state.load() if backend.state.state_file.exists() else None
-        if model is not None and "mlflow" in model.services:
-            break
-        time.sleep(0.2)
-    assert model is not None and "mlflow" in model.services, "up never reached MLflow"
-    records = list(model.services.values())
-    cli_proc.send_signal(signal.SIGINT)
-    _, err = cli_proc.communicate(timeout=60)
-    assert cli_proc.returncode == 130, err
-    assert "interrupted" in err
-    assert all(find(r) is None for r in records)
-    assert not session_members(records)
-    assert _nothing_running(backend)
-    backend.down(purge=True)
+    try:
+        deadline = time.monotonic() + 120
+        model = None
+        while time.monotonic() < deadline and cli_proc.poll() is None:
+            model = backend.state.load() if backend.state.state_file.exists() else None
+            if model is not None and "mlflow" in model.services:
+                break
+            time.sleep(0.2)
+        assert model is not None and "mlflow" in model.services, "up never reached MLflow"
+        records = list(model.services.values())
+        cli_proc.send_signal(signal.SIGINT)
+        _, err = cli_proc.communicate(timeout=60)
+        assert cli_proc.returncode == 130, err
+        assert "interrupted" in err
+        assert all(find(r) is None for r in records)
+        assert not session_members(records)
+        assert _nothing_running(backend)
+    finally:  # a failed assertion must not leave the stack running
+        if cli_proc.poll() is None:
+            cli_proc.kill()
+            cli_proc.wait()
+        backend.down(purge=True)
