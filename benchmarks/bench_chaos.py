@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sandbox import paths
-from sandbox.pytest_plugin import capability_skip
+from sandbox.pytest_plugin import scenario_skip
 from sandbox.scenarios.loader import discover, load_all
 from sandbox.scenarios.runner import Platform, Runner
 from sandbox.stack import get_backend
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     for rep in range(1, args.repeat + 1):
         for ls in scenarios:
             name = ls.path.stem
-            reason = capability_skip(backend, [*ls.scenario.requires, "faults"], ls.scenario)
+            reason = scenario_skip(backend, ls.scenario)
             if reason:
                 verdicts[name].append("skipped")
                 continue

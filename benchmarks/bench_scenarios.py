@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import phases as ph
 
 from sandbox import paths
-from sandbox.pytest_plugin import capability_skip
+from sandbox.pytest_plugin import scenario_skip
 from sandbox.scenarios.loader import discover, load_all
 from sandbox.scenarios.runner import Platform, Runner, run_scenarios
 from sandbox.stack import get_backend
@@ -66,8 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     suite_start = time.monotonic()
     for ls in scenarios:
         sc = ls.scenario
-        needs = [*sc.requires, *(["faults"] if sc.all_task_faults() or sc.all_service_faults() else [])]
-        reason = capability_skip(backend, needs, sc)
+        reason = scenario_skip(backend, sc)
         if reason:
             table.add_row(ls.path.stem, "skipped", "-", "-", "-", "-", reason)
             continue

@@ -252,10 +252,18 @@ class ScenarioFailed(Exception):
         super().__init__(result.failure_text())
 
 
-def capability_skip(backend: Backend, needs: list[str], scenario: Any = None) -> str | None:
-    """Why the scenario cannot run here (None when it can)."""
-    if scenario is not None and (reason := service_fault_skip(backend, scenario)):
+def scenario_skip(backend: Backend, scenario: Any) -> str | None:
+    """Why ``scenario`` cannot run on ``backend`` (None when it can): the one rule for the plugin and the
+    benchmarks."""
+    from sandbox.scenarios.model import TaskPoint
+
+    if reason := service_fault_skip(backend, scenario):
         return reason
+    needs = list(scenario.requires)
+    if scenario.all_task_faults() or any(
+        isinstance(f.at, TaskPoint) and f.at.event == "start" for f in scenario.all_service_faults()
+    ):
+        needs.append("faults")  # task faults, and the hold of a service fault's start point
     for cap in needs:
         if cap == "gpu":
             from sandbox.gpu import detect
@@ -321,15 +329,7 @@ class ScenarioItem(pytest.Item):
     def skip_reason(self) -> str | None:
         """Why this scenario cannot run on the session's backend (None when it can); asked once."""
         if self._skip is None:
-            from sandbox.scenarios.model import TaskPoint
-
-            sc = self.loaded.scenario
-            needs = list(sc.requires)
-            if sc.all_task_faults() or any(
-                isinstance(f.at, TaskPoint) and f.at.event == "start" for f in sc.all_service_faults()
-            ):
-                needs.append("faults")  # task faults, and the hold of a service fault's start point
-            self._skip = (capability_skip(_session(self.config).get_backend(), needs, sc),)
+            self._skip = (scenario_skip(_session(self.config).get_backend(), self.loaded.scenario),)
         return self._skip[0]
 
     def setup(self) -> None:
