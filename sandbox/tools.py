@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from sandbox.errors import PreflightError
 from sandbox.paths import PROJECT_ROOT
@@ -93,3 +94,15 @@ def require(name: str, *, path: str | None = None, tools_dir: Path | None = TOOL
         have, need = ".".join(map(str, version)), ".".join(map(str, minimum))
         raise PreflightError(f"`{name}` {have} at {executable} is too old (need >= {need}).", hint)
     return Tool(name, executable, version)
+
+
+def run_streamed(argv: list[str], out: TextIO, keep: int) -> tuple[int, list[str]]:
+    """Run ``argv`` with its output (stdout and stderr) copied line by line to ``out`` as it comes;
+    the exit code and the last ``keep`` lines, for an error's detail."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    tail: list[str] = []
+    for line in proc.stdout:
+        print(line.rstrip(), file=out, flush=True)
+        tail = [*tail[-(keep - 1):], line.rstrip()]
+    return proc.wait(), tail

@@ -18,6 +18,7 @@ from typing import TextIO
 from sandbox.errors import ConfigError, ServiceError
 from sandbox.images import standin
 from sandbox.images.engine import present
+from sandbox.tools import run_streamed
 
 
 @dataclass(frozen=True)
@@ -65,15 +66,10 @@ def ensure_job_image(docker: str | Path, context: Path, tag: str, out: TextIO = 
         print(stand_in, file=out, flush=True)
     print(f"building {tag} from {context / 'Dockerfile'}", file=out, flush=True)
     argv = build_argv(docker, tag, context)
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        print(line.rstrip(), file=out, flush=True)
-        tail = [*tail[-24:], line.rstrip()]
-    if proc.wait() != 0:
+    code, tail = run_streamed(argv, out, keep=25)
+    if code != 0:
         raise ServiceError(
-            f"Building the job image {tag} from {context / 'Dockerfile'} failed (exit {proc.returncode}).",
+            f"Building the job image {tag} from {context / 'Dockerfile'} failed (exit {code}).",
             "Fix the Dockerfile or jobs/requirements.txt (the build output is above), then run again.",
             detail="\n".join(tail),
         )

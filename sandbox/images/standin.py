@@ -27,6 +27,7 @@ from sandbox import paths
 from sandbox.errors import ConfigError, PreflightError
 from sandbox.images.engine import present
 from sandbox.locks import file_lock
+from sandbox.tools import run_streamed
 
 REPOSITORY = "mlops-sandbox/debian-python"
 LABEL = "org.mlops-sandbox.stand-in"  # value: the base it stands in for
@@ -136,15 +137,10 @@ def _build(docker: str | Path, base: Base, image: str, why: str, out: TextIO) ->
 
 
 def _stream(argv: list[str], out: TextIO) -> None:
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    assert proc.stdout is not None
-    tail: list[str] = []
-    for line in proc.stdout:
-        print(line.rstrip(), file=out, flush=True)
-        tail = [*tail[-19:], line.rstrip()]
-    if proc.wait() != 0:
+    code, tail = run_streamed(argv, out, keep=20)
+    if code != 0:
         raise PreflightError(
-            f"`{' '.join(argv[:2])} ...` failed (exit {proc.returncode}) while building the stand-in base.",
+            f"`{' '.join(argv[:2])} ...` failed (exit {code}) while building the stand-in base.",
             "Check access to the Debian mirror (debootstrap's default, deb.debian.org) and free disk space.",
             detail="\n".join(tail),
         )
