@@ -157,11 +157,33 @@ def _run_as(
     return proc.stdout
 
 
-def init_data_dir(lay: PgLayout, user: str, password: str) -> None:
-    """initdb with scram password auth (no trust), once per sandbox."""
-    if (lay.data_dir / "PG_VERSION").exists():
-        return
+def _owner_token(lay: PgLayout, password: str) -> str:
+    """Which secrets a data dir was made with: a digest, so the password itself is never written."""
+    return hashlib.sha256(f"{lay.data_dir}\0{password}".encode()).hexdigest()
+
+
+def init_data_dir(lay: PgLayout, user: str, password: str, *, recorded: bool) -> str:
+    """initdb with scram password auth (no trust), once per sandbox. Returns what was done.
+
+    A data dir this sandbox's secrets did not make is an orphan (the out-of-tree root layout outlives
+    a deleted ``.sandbox`` folder, e.g. a fresh clone at the same path, or a purge with a corrupt
+    state): nobody can log in to it, so it is replaced. ``recorded``: the state names this data dir,
+    so one made before owner stamps existed is adopted rather than replaced.
+    """
     parent = lay.data_dir.parent
+    stamp = parent / "owner"
+    token = _owner_token(lay, password)
+    if (lay.data_dir / "PG_VERSION").exists():
+        try:
+            owner = stamp.read_text().strip()
+        except FileNotFoundError:
+            owner = token if recorded else ""
+        if owner == token:
+            _write_stamp(lay, stamp, token)
+            return "data dir reused"
+        what = "replaced a data dir left by an earlier sandbox whose secrets are gone"
+    else:
+        what = "new data dir"
     parent.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(lay.data_dir, ignore_errors=True)
     if lay.uid is not None:
@@ -197,6 +219,16 @@ def init_data_dir(lay: PgLayout, user: str, password: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             pwfile.unlink()
+    _write_stamp(lay, stamp, token)
+    return what
+
+
+def _write_stamp(lay: PgLayout, stamp: Path, token: str) -> None:
+    if stamp.exists() and stamp.read_text().strip() == token:
+        return
+    stamp.write_text(token + "\n")
+    if lay.uid is not None:
+        os.chown(stamp, lay.uid, lay.gid or -1)
 
 
 def _pg_env(lay: PgLayout, password: str = "") -> dict[str, str]:
@@ -400,9 +432,12 @@ class Postgres(Service):
     port_key = "postgres"
 
     def prepare(self, ctx: StackContext) -> None:
+        recorded = bool(ctx.model.postgres_data)
         ctx.pg = layout(ctx.state, ctx.env_dir, ctx.model.postgres_data)
         ctx.model.postgres_data = str(ctx.pg.data_dir) if ctx.pg.uid is not None else ""
-        init_data_dir(ctx.pg, ctx.secrets["POSTGRES_USER"], ctx.secrets["POSTGRES_PASSWORD"])
+        user, password = ctx.secrets["POSTGRES_USER"], ctx.secrets["POSTGRES_PASSWORD"]
+        # The in-tree layout lives and dies with the secrets beside it: always its own.
+        ctx.data_dir_note = init_data_dir(ctx.pg, user, password, recorded=recorded or ctx.pg.uid is None)
 
     def spec(self, ctx: StackContext) -> ServiceSpec:
         assert ctx.pg is not None
@@ -421,7 +456,8 @@ class Postgres(Service):
         if not migrated and ctx.pristine() and cache.complete():
             migrated = cache.restore(c)
         ctx.schema_ready = migrated
-        return f"databases {', '.join(databases)}; schema " + ("ready" if migrated else "to migrate")
+        schema = "ready" if migrated else "to migrate"
+        return f"{ctx.data_dir_note}; databases {', '.join(databases)}; schema {schema}"
 
     def health(self, ctx: StackContext, probes: Probes) -> tuple[bool, str]:
         return _tcp_open(ctx.ports["postgres"]), ctx.address("postgres")

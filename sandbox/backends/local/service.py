@@ -34,8 +34,8 @@ PASS_ENV = ("HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "TZ", "TMPDIR", "SSL_CE
 class StackContext:
     """One sandbox's facts for its services: configuration (from the charts), ports, paths, secrets.
 
-    ``pg``, ``created_databases`` and ``schema_ready`` are hand-offs within one start (Postgres
-    provisions the databases; the migration and the schema cache read what it found).
+    ``pg``, ``data_dir_note``, ``created_databases`` and ``schema_ready`` are hand-offs within one
+    start (Postgres provisions the databases; the migration and the schema cache read what it found).
     """
 
     state: SandboxState
@@ -48,6 +48,7 @@ class StackContext:
     jobs_folder: Path
     runtime: TaskRuntime = field(default_factory=TaskRuntime)
     pg: PgLayout | None = None
+    data_dir_note: str = ""
     created_databases: set[str] = field(default_factory=set)
     schema_ready: bool = False
 
