@@ -61,7 +61,7 @@ with DAG(
     schedule="0 2 * * *",  # Airflow 3: `schedule`; the recipe's `schedule_interval` no longer exists
     start_date=datetime(2026, 1, 1, tzinfo=UTC),
     catchup=False,
-    max_active_runs=1,
+    max_active_runs=DEPLOYMENT.max_active_runs,
     default_args={
         "owner": "mlops",
         "retries": 1,

@@ -25,9 +25,11 @@ from sandbox import paths
 from sandbox.scenarios.loader import LoadedScenario, ScenarioLoadError, is_scenario_file, load
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     # The clients import in seconds (generated Airflow models, MLflow): only when a stack is used,
     # so collection and `pytest tests` stay fast.
-    from sandbox.scenarios.runner import Platform, ScenarioResult
+    from sandbox.scenarios.runner import Platform, Runner, ScenarioResult
     from sandbox.stack import Backend, UpResult
 
 _STATE = pytest.StashKey["_Session"]()
@@ -55,6 +57,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--keep", action="store_true", default=False, help="leave the stack running after the session"
+    )
+    group.addoption(
+        "--parallel",
+        type=int,
+        default=int(os.environ.get("MLOPS_SANDBOX_PARALLEL", "1") or 1),
+        metavar="N",
+        help="run up to N scenarios at once on the one stack (default 1); a scenario marked "
+        "'exclusive: true' always runs alone [env MLOPS_SANDBOX_PARALLEL]",
     )
     # The kind backend's options, the same as `sandbox up` takes (sandbox/backend_options.py).
     group.addoption("--gpu", action="store_true", default=None,
@@ -87,6 +97,60 @@ class _Session:
     collected: int = 0
     stack_error: BaseException | None = None
     runtime_problem: str | None = None  # "" once checked and fine
+    # --parallel: scenarios run ahead in worker threads, each item then reports its own result.
+    ahead: dict[str, Future[ScenarioResult]] = field(default_factory=dict)
+    runners: list[Runner] = field(default_factory=list)
+    pool: ThreadPoolExecutor | None = None
+
+    def run_scenario(self, item: ScenarioItem) -> ScenarioResult:
+        """Run the item's scenario (on a worker thread when it was started ahead: wait for it)."""
+        from sandbox.scenarios.runner import Runner
+
+        platform = self.stack()
+        future = self._run_ahead(item)
+        if future is None:
+            runner = Runner(platform, progress=self.progress().for_scenario(item.loaded.path.stem))
+            return runner.run(item.loaded.scenario, item.loaded.path)
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C while waiting: end what the workers run (DAG runs marked failed)
+            self.stop_ahead()
+            raise
+
+    def _run_ahead(self, item: ScenarioItem) -> Future[ScenarioResult] | None:
+        """With ``--parallel N`` (N > 1), the first of a stretch of consecutive scenarios that may share
+        the stack starts the whole stretch, N at a time; an exclusive scenario, or any other test item,
+        ends the stretch (items are run in order, so it starts only once the stretch is over)."""
+        workers = self.config.getoption("parallel")
+        if workers <= 1 or item.loaded.scenario.exclusive:
+            return None
+        if item.nodeid not in self.ahead:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from sandbox.scenarios.runner import Runner
+
+            if self.pool is None:
+                self.pool = ThreadPoolExecutor(workers, thread_name_prefix="scenario")
+            items = item.session.items
+            for other in items[items.index(item) :]:
+                if not isinstance(other, ScenarioItem) or other.loaded.scenario.exclusive:
+                    break
+                if other.skip_reason():
+                    continue  # its setup skips it
+                runner = Runner(self.stack(), progress=self.progress().for_scenario(other.loaded.path.stem))
+                self.runners.append(runner)
+                self.ahead[other.nodeid] = self.pool.submit(
+                    runner.run, other.loaded.scenario, other.loaded.path
+                )
+        return self.ahead[item.nodeid]
+
+    def stop_ahead(self) -> None:
+        """Cancel every scenario started ahead and wait for the workers (their runs marked failed)."""
+        for runner in self.runners:
+            runner.cancelled.set()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
 
     def task_runtime_problem(self) -> str:
         """Why the backend's task runtime cannot run here ("" when it can): the docker runtime needs a
@@ -167,6 +231,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     state = config.stash.get(_STATE, None)
+    if state is not None:
+        state.stop_ahead()  # e.g. after -x: scenarios started ahead that no item waited for
     if state is None or state.backend is None or state.up is None:
         return
     if config.getoption("keep") or state.up.reused:
@@ -341,13 +407,10 @@ class ScenarioItem(pytest.Item):
             pytest.skip(reason)
 
     def runtest(self) -> None:
-        from sandbox.scenarios.runner import Runner
-
         state = _session(self.config)
-        platform = state.stack()
         label = self.loaded.path.stem
-        runner = Runner(platform, progress=state.progress().for_scenario(label))
-        self.result = result = runner.run(self.loaded.scenario, self.loaded.path)
+        self.result = result = state.run_scenario(self)
+        platform = state.stack()
         self.user_properties.append(("wall_seconds", f"{result.wall_seconds:.2f}"))
         self.user_properties.append(("dag_runs", ",".join(r.observation.dag_run_id for r in result.runs)))
         for i, timeline in enumerate(result.timelines):

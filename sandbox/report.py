@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -46,6 +47,7 @@ class LiveProgress:
         self._secrets = secrets or list
         self._started: dict[str, float] = {}
         self._fresh: set[str] = {"stack"}
+        self._lock = threading.Lock()  # scenarios running side by side print whole lines, one at a time
 
     def _console(self) -> Console:
         return Console(file=self._file, highlight=False, soft_wrap=True)
@@ -54,9 +56,9 @@ class LiveProgress:
         start = self._started.setdefault(scenario, time.monotonic())
         text = redact(message, self._secrets())
         elapsed = time.monotonic() - start
-        first = scenario in self._fresh
-        self._fresh.discard(scenario)
-        with self._suspend():
+        with self._lock, self._suspend():
+            first = scenario in self._fresh
+            self._fresh.discard(scenario)
             if first:  # pytest has just written the item's name without a newline
                 self._console().print()
             line = f"  [bold cyan]{scenario}[/] [{style}]{_escape(text)}[/] [dim]({elapsed:.1f}s)[/]"

@@ -84,6 +84,9 @@ class Deployment:
     platform_secret: str = "mlops-platform-credentials"
     platform_configmap: str = "mlops-platform-config"
     retry_delay_seconds: int = 300
+    # DAG runs at once: production 1 (a run never overlaps the previous day's); sandboxes raise it so
+    # scenarios' runs, and a scenario's concurrent runs, go side by side.
+    max_active_runs: int = 1
     # Requests/limits per job (preprocess, train, evaluate); the chart sets production's, overlays size them.
     resources: Mapping[str, Resources] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
     # RuntimeClass of GPU pods (e.g. "nvidia" on an nvkind cluster); None: the cluster's default runtime.
@@ -105,10 +108,20 @@ class Deployment:
             platform_secret=env.get("MLOPS_PLATFORM_SECRET", cls.platform_secret),
             platform_configmap=env.get("MLOPS_PLATFORM_CONFIGMAP", cls.platform_configmap),
             retry_delay_seconds=int(env.get("MLOPS_RETRY_DELAY_SECONDS", cls.retry_delay_seconds)),
+            max_active_runs=_positive_int(env, "MLOPS_MAX_ACTIVE_RUNS", cls.max_active_runs),
             resources=step_resources(env.get(RESOURCES_ENV, "")),
             gpu_runtime_class=env.get("MLOPS_GPU_RUNTIME_CLASS", "").strip() or None,
             docker_labels=docker_labels(env.get(DOCKER_LABELS_ENV, "")),
         )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r}: expected a whole number >= 1; fix the DAG deployment config")
+    return int(raw)
 
 
 def step_resources(value: str) -> dict[str, Resources]:

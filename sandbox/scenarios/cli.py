@@ -44,6 +44,12 @@ def _no_scenarios(targets: list[str]) -> int:
     return NO_SCENARIOS
 
 
+def _workers(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of scenarios >= 1, got {text!r}")
+    return int(text)
+
+
 def _configure(p: argparse.ArgumentParser) -> None:
     from sandbox import backend_options
 
@@ -52,6 +58,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     p.add_argument(
         "-k", dest="keyword", default=None, help="only scenarios matching this pytest -k expression"
+    )
+    p.add_argument(
+        "-n",
+        "--parallel",
+        type=_workers,
+        default=None,
+        metavar="N",
+        help="run up to N scenarios at once on the one stack (default 1); 'exclusive: true' ones run alone",
     )
     p.add_argument(
         "--pytest-args", default="", help="extra pytest arguments, quoted (e.g. '-x --junitxml=r.xml')"
@@ -74,6 +88,7 @@ def _run(args: argparse.Namespace) -> int:
                                                        if kind.get("kube_context") else [])
     extra += ["--job-image", str(kind["job_image"])] if kind.get("job_image") else []
     extra += ["--task-runtime", str(kind["task_runtime"])] if kind.get("task_runtime") else []  # local's
+    extra += ["--parallel", str(args.parallel)] if args.parallel else []
     return run_scenarios(targets, settings.backend, settings.name, args.keep, extra)
 
 

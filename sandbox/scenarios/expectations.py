@@ -293,9 +293,20 @@ def _check_registry(reg: Any, obs: RunObservation, path: str) -> list[Mismatch]:
     if reg.versions is not None and not reg.versions.matches(len(versions)):
         out.append(Mismatch(f"{path}.versions", str(reg.versions), str(len(versions))))
     aliases = registry.aliases if registry else {}
+    own_numbers = sorted(int(v.version) for v in obs.own_versions())
     for alias, want in reg.aliases.items():
         got = aliases.get(alias)
-        if got != want:
+        if want == "this_run":
+            if got is None or got not in own_numbers:
+                mine = f"version {own_numbers[0]}" if own_numbers else "none registered"
+                out.append(
+                    Mismatch(
+                        f"{path}.aliases.{alias}",
+                        f"the version this run registered ({mine})",
+                        "no alias" if got is None else f"version {got}",
+                    )
+                )
+        elif got != want:
             out.append(
                 Mismatch(
                     f"{path}.aliases.{alias}",

@@ -107,8 +107,8 @@ Conf = Annotated[
 Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
-_OBJECT, _LIST, _SCALAR, _COUNT, _TASK, _SERVICE = (
-    f"{TAG_PREFIX}{t}" for t in ("object", "list", "scalar", "count", "task", "service")
+_OBJECT, _LIST, _SCALAR, _COUNT, _TASK, _SERVICE, _WORD = (
+    f"{TAG_PREFIX}{t}" for t in ("object", "list", "scalar", "count", "task", "service", "word")
 )
 
 
@@ -168,12 +168,26 @@ TaskExpectation = Annotated[
 ]
 
 
+def _number_or_word(value: Any) -> str:
+    """A word (``this_run``, or a typo of it) or a version number (a quoted digit is a number's error)."""
+    return _WORD if isinstance(value, str) and not value.strip().isdigit() else _COUNT
+
+
+# An alias's version: a number, or the version the DAG run registered (concurrent runs: no fixed order).
+AliasTarget = Annotated[
+    Annotated[Annotated[int, Field(ge=1)], Tag(_COUNT)] | Annotated[Literal["this_run"], Tag(_WORD)],
+    Discriminator(_number_or_word),
+]
+
+
 class RegistryExpect(_Model):
     """The scenario's registered model after the run (versions count over the scenario's runs)."""
 
     versions: CountComparison | None = _optional("Number of versions, e.g. 2 or '>= 1'.")
-    aliases: dict[str, Annotated[int, Field(ge=1)] | None] = Field(
-        default_factory=dict, description="Alias -> version number, or null for 'alias not set'."
+    aliases: dict[str, AliasTarget | None] = Field(
+        default_factory=dict,
+        description="Alias -> version number, 'this_run' (the version this DAG run registered: concurrent "
+        "runs register in no fixed order), or null for 'alias not set'.",
     )
     version_tags: dict[str, ValueComparison] = Field(
         default_factory=dict, description="Tags of the version this run registered."
@@ -280,7 +294,9 @@ class Expect(_Model):
         runs = f"{versions_at_most} DAG run(s)"
         at_least = 0
         for alias, version in registry.aliases.items():
-            if version is not None and version > versions_at_most:
+            if not isinstance(version, int):
+                continue
+            if version > versions_at_most:
                 out.append(
                     Problem(
                         (*loc, "mlflow", "registry", "aliases", alias),
@@ -289,7 +305,7 @@ class Expect(_Model):
                         f"use a version from 1 to {versions_at_most}, or add runs",
                     )
                 )
-            elif version is not None:
+            else:
                 at_least = max(at_least, version)
         versions = registry.versions
         possible = range(at_least, versions_at_most + 1)
@@ -441,8 +457,7 @@ _RUNS_LIST_EXCLUDES_TOP_LEVEL = {
 }
 # Service faults disturb every scenario on the stack: the scenario must have it to itself.
 _HAS_SERVICE_FAULT = {"type": "array", "contains": {"type": "object", "required": ["service"]}}
-_SERVICE_FAULTS_NEED_EXCLUSIVE = {
-    "if": {
+_ANY_SERVICE_FAULT = {
         "anyOf": [
             {"required": ["faults"], "properties": {"faults": _HAS_SERVICE_FAULT}},
             {
@@ -459,9 +474,22 @@ _SERVICE_FAULTS_NEED_EXCLUSIVE = {
                 },
             },
         ]
-    },
-    "then": {"required": ["exclusive"], "properties": {"exclusive": {"const": True}}},
 }  # fmt: skip
+_SERVICE_FAULTS_NEED_EXCLUSIVE = {
+    "if": _ANY_SERVICE_FAULT,
+    "then": {"required": ["exclusive"], "properties": {"exclusive": {"const": True}}},
+}
+# Concurrent runs: two or more, and no service fault (its points belong to one run's timeline).
+_CONCURRENT_RUNS = {
+    "if": {"required": ["concurrent"], "properties": {"concurrent": {"const": True}}},
+    "then": {
+        "required": ["runs"],
+        "properties": {
+            "runs": {"anyOf": [{"type": "array", "minItems": 2}, {"type": "integer", "minimum": 2}]}
+        },
+        "not": _ANY_SERVICE_FAULT,
+    },
+}
 # Rules beyond each field's type (Scenario.problems() and model validators): those the exported JSON
 # schema states too, and those only the loader checks (the corpus test names them).
 RULES_IN_SCHEMA = {
@@ -471,6 +499,7 @@ RULES_IN_SCHEMA = {
     "empty-task-expectation": "a task expectation with neither state nor try_number",
     "service-faults-need-exclusive": "service faults in a scenario that is not 'exclusive: true'",
     "restore-one-of": "a restore with both or neither of 'after' and 'at'",
+    "concurrent-runs": "'concurrent: true' with fewer than 2 runs, or with service faults",
 }
 RULES_LOADER_ONLY = {
     "restore-at-registered": "a restore at a 'registered' point (that point holds the MLflow run it awaits)",
@@ -500,6 +529,12 @@ class Scenario(_Model):
         description="Never run concurrently with another scenario (required with service faults: they "
         "disturb every scenario on the stack).",
     )
+    concurrent: bool = Field(
+        False,
+        description="Trigger every run at once and wait for all of them (production's overlapping runs "
+        "into one experiment and one model); expectations are checked once all have ended. Needs 2 or "
+        "more runs and the DAG's max_active_runs at least that (the sandbox deployment raises it).",
+    )
     runs: RunsField = Field(
         1,
         description=f"Number of identical runs (1 to {MAX_RUNS}), or a list of 1 to {MAX_RUNS} runs "
@@ -507,7 +542,9 @@ class Scenario(_Model):
     )
 
     model_config = ConfigDict(
-        json_schema_extra={"allOf": [_RUNS_LIST_EXCLUDES_TOP_LEVEL, _SERVICE_FAULTS_NEED_EXCLUSIVE]}
+        json_schema_extra={
+            "allOf": [_RUNS_LIST_EXCLUDES_TOP_LEVEL, _SERVICE_FAULTS_NEED_EXCLUSIVE, _CONCURRENT_RUNS]
+        }
     )
 
     @model_validator(mode="after")
@@ -544,6 +581,25 @@ class Scenario(_Model):
                     "add 'exclusive: true' at the top level",
                 )
             )
+        if self.concurrent:
+            count = len(self.runs) if isinstance(self.runs, list) else self.runs
+            if count < 2:
+                out.append(
+                    Problem(
+                        ("runs",) if "runs" in self.model_fields_set else ("concurrent",),
+                        f"'concurrent: true' needs at least 2 runs to overlap, this scenario has {count}",
+                        "add runs (a list of 2 or more, or 'runs: 2'), or remove 'concurrent'",
+                    )
+                )
+            if self.all_service_faults():
+                out.append(
+                    Problem(
+                        ("concurrent",),
+                        "service faults cannot be combined with concurrent runs (a fault's points follow "
+                        "one run's tasks)",
+                        "remove 'concurrent', or move the service faults into a scenario of their own",
+                    )
+                )
         if isinstance(self.runs, list):
             for key in ("expect", "faults"):
                 if key in self.model_fields_set:
@@ -555,7 +611,9 @@ class Scenario(_Model):
                         )
                     )
             for i, run in enumerate(self.runs):
-                out += run.expect.problems(("runs", i, "expect"), i + 1)
+                # Concurrent runs register in no fixed order: any of them may see every version.
+                at_most = len(self.runs) if self.concurrent else i + 1
+                out += run.expect.problems(("runs", i, "expect"), at_most)
         elif self.expect is not None:
             out += self.expect.problems(("expect",), self.runs)
         return out
@@ -580,7 +638,8 @@ class Scenario(_Model):
             RunSpec(
                 conf=dict(self.conf),
                 faults=list(self.faults),
-                expect=(self.expect or empty) if i == self.runs - 1 else empty,
+                # Concurrent runs all end together: each is held to the expectations.
+                expect=(self.expect or empty) if self.concurrent or i == self.runs - 1 else empty,
             )
             for i in range(self.runs)
         ]

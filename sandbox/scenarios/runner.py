@@ -133,6 +133,7 @@ class Platform:
         # Read once, here: a report written later never depends on re-reading the secrets.
         self.redact = Redactor(creds.secrets())
         self._unpaused: set[str] = set()
+        self._unpause_lock = threading.Lock()  # scenarios may run side by side (--parallel)
 
     def secrets(self) -> list[str]:
         """Every value output must mask."""
@@ -140,10 +141,11 @@ class Platform:
 
     def unpause_once(self, dag_id: str, paused: bool) -> None:
         """Unpause the DAG the first time this session uses it (when it is paused)."""
-        if dag_id not in self._unpaused:
-            if paused:
-                self.airflow.unpause(dag_id)
-            self._unpaused.add(dag_id)
+        with self._unpause_lock:
+            if dag_id not in self._unpaused:
+                if paused:
+                    self.airflow.unpause(dag_id)
+                self._unpaused.add(dag_id)
 
     def artifact_files(self, location: str) -> list[str] | None:
         """Files under an MLflow artifact location found in the artifact bucket (relative to the
@@ -181,6 +183,15 @@ class Runner:
     def __init__(self, platform: Platform, progress: Progress | None = None) -> None:
         self.p = platform
         self.progress = progress or _noop
+        # Set from another thread (a session running scenarios side by side was interrupted): the run in
+        # flight is marked failed and the scenario ends at its next poll.
+        self.cancelled = threading.Event()
+
+    def _check_cancelled(self, dag_id: str, dag_run_id: str = "") -> None:
+        if self.cancelled.is_set():
+            if dag_run_id:
+                self._stop(dag_id, dag_run_id)
+            raise ScenarioAborted("interrupted", "the session was interrupted; the DAG run was marked failed")
 
     # --- DAG readiness ----------------------------------------------------------------------
 
@@ -213,6 +224,7 @@ class Runner:
                     "check the dag-processor log (`sandbox logs airflow-dag-processor`) and the DAG folder",
                 )
             self.progress(f"waiting for Airflow to parse DAG {dag_id}")
+            self._check_cancelled(dag_id)
             time.sleep(POLL_S * 2)
         self.p.unpause_once(dag_id, bool(getattr(dag, "is_paused", True)))
 
@@ -329,6 +341,7 @@ class Runner:
                 raise ScenarioAborted(
                     f"DAG run {dag_run_id} still {state} after the scenario timeout of {timeout:.0f}s", detail
                 )
+            self._check_cancelled(dag_id, dag_run_id)
             time.sleep(POLL_S)
 
     def _trigger(
@@ -432,6 +445,93 @@ class Runner:
 
     # --- a whole scenario ---------------------------------------------------------------------
 
+    @staticmethod
+    def _setup(
+        scenario: Scenario, plan: list[RunSpec], i: int, slug: str, token: str, result: ScenarioResult
+    ) -> tuple[str, str, Expect, dict[str, Any]]:
+        """Run ``i``'s progress label, dag_run_id, what it may see fail, and its conf."""
+        spec = plan[i]
+        label = f"run {i + 1}/{len(plan)} " if len(plan) > 1 else ""
+        # Intermediate runs of `runs: N` carry no expectations; the scenario's tell what may fail.
+        anticipate = spec.expect if spec.expect != Expect() else (scenario.expect or Expect())
+        dag_run_id = f"sbx__{slug}__{token}__{i + 1}"
+        conf = {**spec.conf, "experiment_name": result.experiment_name, "model_name": result.model_name}
+        return label, dag_run_id, anticipate, conf
+
+    def _record(
+        self,
+        scenario: Scenario,
+        plan: list[RunSpec],
+        i: int,
+        dag_run_id: str,
+        wall: float,
+        result: ScenarioResult,
+        label: str,
+    ) -> None:
+        """Observe run ``i`` and check it against its expectations."""
+        spec = plan[i]
+        obs = self.observe(
+            scenario.dag, dag_run_id, result.experiment_name, result.model_name, set(spec.expect.log_contains)
+        )
+        obs.wall_seconds = wall
+        mismatches = check(spec.expect, obs, prefix=f"runs[{i}].expect" if len(plan) > 1 else "expect")
+        result.runs.append(RunResult(i, spec, obs, mismatches))
+        self.progress(
+            f"{label}{obs.state} in {obs.wall_seconds:.1f}s"
+            + (f", {len(mismatches)} mismatch(es)" if mismatches else "")
+        )
+
+    def _check_concurrency(self, dag_id: str, runs: int) -> None:
+        """Concurrent runs the DAG would queue one behind the other overlap nowhere: refuse them."""
+        dag = self.p.airflow.get_dag(dag_id)
+        limit = getattr(dag, "max_active_runs", None)
+        if isinstance(limit, int) and limit < runs:
+            raise ScenarioAborted(
+                f"DAG {dag_id!r} allows {limit} active run(s) (max_active_runs), so this scenario's {runs} "
+                "concurrent runs would queue one behind the other instead of overlapping",
+                "raise it in the deployment config: MLOPS_MAX_ACTIVE_RUNS in the Airflow values overlay "
+                "(charts/airflow/values-local.yaml, values-sandbox.yaml)",
+            )
+
+    def _run_concurrently(
+        self, scenario: Scenario, plan: list[RunSpec], result: ScenarioResult, slug: str, token: str
+    ) -> None:
+        """Trigger every run at once, wait for all of them, then observe and check each (the registry as
+        all of them left it). One run failing unexpectedly does not stop the others."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        setups = [self._setup(scenario, plan, i, slug, token, result) for i in range(len(plan))]
+        timelines = [Timeline() for _ in plan]
+        result.timelines.extend(timelines)
+        names = (result.experiment_name, result.model_name)
+        walls: list[float] = [0.0] * len(plan)
+
+        def one(i: int) -> None:
+            label, dag_run_id, anticipate, conf = setups[i]
+            t0 = time.monotonic()
+            try:
+                self._one_run(scenario, plan[i], anticipate, dag_run_id, conf, names, timelines[i], label)
+            finally:
+                walls[i] = time.monotonic() - t0
+
+        pool = ThreadPoolExecutor(len(plan), thread_name_prefix="scenario-run")
+        try:
+            with _terminated_raises():
+                futures = [pool.submit(one, i) for i in range(len(plan))]
+                errors = [f.exception() for f in futures]
+        except BaseException:
+            for _label, dag_run_id, _anticipate, _conf in setups:  # Ctrl-C: end the runs the threads await
+                self._stop(scenario.dag, dag_run_id)
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        for i, (label, dag_run_id, _anticipate, _conf) in enumerate(setups):
+            if not isinstance(errors[i], ScenarioAborted):
+                self._record(scenario, plan, i, dag_run_id, walls[i], result, label)
+        for error in errors:
+            if error is not None:
+                raise error
+
     def run(self, scenario: Scenario, path: Path | None = None) -> ScenarioResult:
         """Run every DAG run of the scenario; never raises for platform behaviour (see the result)."""
         experiment, model = isolation_names(scenario, path)
@@ -443,33 +543,24 @@ class Runner:
         try:
             self.ensure_dag(scenario.dag, time.monotonic() + DAG_APPEAR_TIMEOUT_S)
             self._check_task_ids(scenario.dag, plan)
-            for i, spec in enumerate(plan):
-                label = f"run {i + 1}/{len(plan)} " if len(plan) > 1 else ""
-                # Intermediate runs of `runs: N` carry no expectations; the scenario's tell what may fail.
-                anticipate = spec.expect if spec.expect != Expect() else (scenario.expect or Expect())
-                dag_run_id = f"sbx__{slug}__{token}__{i + 1}"
-                conf = {**spec.conf, "experiment_name": experiment, "model_name": model}
-                t0 = time.monotonic()
-                timeline = Timeline()
-                result.timelines.append(timeline)
-                problems = self._one_run(
-                    scenario, spec, anticipate, dag_run_id, conf, (experiment, model), timeline, label
-                )
-                log_tasks = set(spec.expect.log_contains)
-                obs = self.observe(scenario.dag, dag_run_id, experiment, model, log_tasks)
-                obs.wall_seconds = time.monotonic() - t0
-                mismatches = check(
-                    spec.expect, obs, prefix=f"runs[{i}].expect" if len(plan) > 1 else "expect"
-                )
-                result.runs.append(RunResult(i, spec, obs, mismatches))
-                self.progress(
-                    f"{label}{obs.state} in {obs.wall_seconds:.1f}s"
-                    + (f", {len(mismatches)} mismatch(es)" if mismatches else "")
-                )
-                if problems:
-                    raise ScenarioAborted(
-                        "the scenario's service faults did not all happen as written", "\n".join(problems)
+            if scenario.concurrent:
+                self._check_concurrency(scenario.dag, len(plan))
+                self._run_concurrently(scenario, plan, result, slug, token)
+            else:
+                for i, spec in enumerate(plan):
+                    label, dag_run_id, anticipate, conf = self._setup(scenario, plan, i, slug, token, result)
+                    t0 = time.monotonic()
+                    timeline = Timeline()
+                    result.timelines.append(timeline)
+                    names = (result.experiment_name, result.model_name)
+                    problems = self._one_run(
+                        scenario, spec, anticipate, dag_run_id, conf, names, timeline, label
                     )
+                    self._record(scenario, plan, i, dag_run_id, time.monotonic() - t0, result, label)
+                    if problems:
+                        raise ScenarioAborted(
+                            "the scenario's service faults did not all happen as written", "\n".join(problems)
+                        )
         except ScenarioAborted as exc:
             result.aborted = exc
         finally:

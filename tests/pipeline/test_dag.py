@@ -30,7 +30,7 @@ CONFIGS: dict[str, dict[str, str]] = {
         "MLOPS_STEP_RESOURCES": '{"train": {"requests": {"cpu": "1", "memory": "2Gi"}, '
                                 '"limits": {"cpu": "2", "memory": "4Gi"}}}',
     },
-    "local": {"MLOPS_TASK_RUNTIME": "local", "MLOPS_RETRY_DELAY_SECONDS": "2"},
+    "local": {"MLOPS_TASK_RUNTIME": "local", "MLOPS_RETRY_DELAY_SECONDS": "2", "MLOPS_MAX_ACTIVE_RUNS": "4"},
 }
 # Run confs checked against the DAG's Params: (conf, accepted?).
 CONFS: list[tuple[dict[str, Any], bool]] = [
@@ -111,7 +111,8 @@ def test_tasks_order_and_run_policy(parsed: dict, config: str) -> None:
     assert tasks["evaluate_and_register"]["downstream"] == []
     assert result["schedule"] == "0 2 * * *"
     assert result["catchup"] is False
-    assert result["max_active_runs"] == 1
+    # Production never overlaps runs; the sandbox raises it (deployment config, values-local.yaml).
+    assert result["max_active_runs"] == (4 if config == "local" else 1)
     expected_delay = 2.0 if config == "local" else 300.0
     assert {t["retries"] for t in tasks.values()} == {1}
     assert {t["retry_delay"] for t in tasks.values()} == {expected_delay}
@@ -271,3 +272,14 @@ def test_local_runtime_runs_the_pod_command_with_the_pod_env(parsed: dict) -> No
         assert ["python", *local[task_id]["args"]] == container["command"] + container["args"]
         literal = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         assert local[task_id]["env"] == literal
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_max_active_runs_must_be_a_whole_number(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(DAGS_DIR))
+    from mlops_pipeline.steps import Deployment
+
+    with pytest.raises(ValueError, match=f"MLOPS_MAX_ACTIVE_RUNS={value!r}"):
+        Deployment.from_env({"MLOPS_MAX_ACTIVE_RUNS": value})
+    assert Deployment.from_env({}).max_active_runs == 1
+    assert Deployment.from_env({"MLOPS_MAX_ACTIVE_RUNS": " 4 "}).max_active_runs == 4

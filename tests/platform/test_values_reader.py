@@ -111,4 +111,5 @@ def test_airflow_config_and_env_as_airflow_reads_them() -> None:
     assert env["AIRFLOW__CORE__PARALLELISM"] == "4"  # the local overlay over production's 16
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert a.deployment_env()["MLOPS_RETRY_DELAY_SECONDS"] == "2"
+    assert a.deployment_env()["MLOPS_MAX_ACTIVE_RUNS"] == "4"
     assert a.users() == ["admin"]

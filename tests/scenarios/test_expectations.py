@@ -237,3 +237,22 @@ def test_registry_expectations_when_nothing_was_registered() -> None:
 
 def test_job_seconds_sums_every_try() -> None:
     assert _obs().job_seconds() == pytest.approx(0.5 + 3.0 + 1.0)
+
+
+def test_an_alias_on_this_run_means_the_version_this_dag_run_registered() -> None:
+    """Concurrent runs register in no fixed order: 'this_run' follows the run's own version (v2, from
+    MLflow run r1), whatever its number."""
+    on_this_run = Expect.model_validate({"mlflow": {"registry": {"aliases": {"champion": "this_run"}}}})
+    registry = _obs().registry
+    assert registry is not None
+    registry.aliases = {"champion": 2}
+    assert check(on_this_run, _obs(registry=registry)) == []
+    registry.aliases = {"champion": 1}  # the other run's version
+    (m,) = check(on_this_run, _obs(registry=registry))
+    assert (m.path, m.expected, m.actual) == (
+        "expect.mlflow.registry.aliases.champion",
+        "the version this run registered (version 2)",
+        "version 1",
+    )
+    (m,) = check(on_this_run, _obs(mlflow_runs=[]))  # registered nothing
+    assert m.expected == "the version this run registered (none registered)"
