@@ -41,6 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sandbox-name", default="default")
     ap.add_argument("--task-runtime", default=None, help="local backend: local (default) or docker")
     ap.add_argument("--pytest", action="store_true", help="also time the suite through pytest (sandbox run)")
+    ap.add_argument(
+        "--parallel",
+        type=int,
+        nargs="+",
+        default=[1],
+        metavar="N",
+        help="with --pytest: time the suite once per N given, N scenarios at a time (e.g. --parallel 1 2 3)",
+    )
     ap.add_argument("--down", action="store_true", help="stop the stack afterwards (default: keep it warm)")
     args = ap.parse_args(argv)
     console = Console(highlight=False)
@@ -114,17 +122,19 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     if args.pytest:
-        t1 = time.monotonic()
-        code = run_scenarios(
-            [str(p) for p in args.paths],
-            args.backend,
-            args.sandbox_name,
-            keep=True,
-            extra_args=["-q", "-p", "no:cacheprovider"],
-        )
-        out["pytest_suite_wall_s"] = round(time.monotonic() - t1, 2)
-        out["pytest_exit_code"] = code
-        console.print(f"whole suite through pytest, warm: {out['pytest_suite_wall_s']}s (exit code {code})")
+        out["pytest_suite"] = []
+        for workers in args.parallel:
+            t1 = time.monotonic()
+            code = run_scenarios(
+                [str(p) for p in args.paths],
+                args.backend,
+                args.sandbox_name,
+                keep=True,
+                extra_args=["-q", "-p", "no:cacheprovider", "--parallel", str(workers)],
+            )
+            wall = round(time.monotonic() - t1, 2)
+            out["pytest_suite"].append({"parallel": workers, "wall_s": wall, "exit_code": code})
+            console.print(f"whole suite through pytest, warm, --parallel {workers}: {wall}s (exit {code})")
 
     report = paths.reports_dir() / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     report.parent.mkdir(parents=True, exist_ok=True)
@@ -132,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"wrote {report}")
     if args.down:
         backend.down()
-    return 0 if all(r["verdict"] == "passed" for r in rows) else 1
+    suites_ok = all(r["exit_code"] == 0 for r in out.get("pytest_suite", []))
+    return 0 if suites_ok and all(r["verdict"] == "passed" for r in rows) else 1
 
 
 if __name__ == "__main__":

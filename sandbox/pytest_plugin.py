@@ -483,7 +483,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
         state = _session(item.config)
         name = item.loaded.path.stem
-        state.rows.append(summary_row(name, item.result, verdict, rep.duration))
+        # The scenario's own time: with --parallel, an item whose scenario ran ahead takes no time itself.
+        wall = item.result.wall_seconds if item.result is not None else rep.duration
+        state.rows.append(summary_row(name, item.result, verdict, wall))
         if rep.outcome == "skipped" and isinstance(rep.longrepr, tuple):
             state.rows[-1]["dag"] = f"skipped: {rep.longrepr[2].removeprefix('Skipped: ')}"
         if item.result is not None and not item.result.passed:
