@@ -101,6 +101,27 @@ class _Session:
     ahead: dict[str, Future[ScenarioResult]] = field(default_factory=dict)
     runners: list[Runner] = field(default_factory=list)
     pool: ThreadPoolExecutor | None = None
+    # The DAGs the session's scenarios trigger, and their scheduler-made runs when the stack came up.
+    dag_ids: set[str] = field(default_factory=set)
+    scheduled_at_start: dict[str, set[str]] | None = None
+
+    def scheduled_runs(self) -> dict[str, set[str]]:
+        """Runs of the scenarios' DAGs that the scheduler made itself (``scheduled__...``)."""
+        out: dict[str, set[str]] = {}
+        for dag_id in sorted(self.dag_ids):
+            try:
+                out[dag_id] = set(self.stack().airflow.dag_run_ids(dag_id, containing="scheduled__"))
+            except Exception:
+                out[dag_id] = set()  # not parsed yet: no run either
+        return out
+
+    def unrequested_runs(self) -> list[str]:
+        """Runs the scheduler made during this session: a sandbox runs only what is triggered."""
+        if self.platform is None or self.scheduled_at_start is None:
+            return []
+        before = self.scheduled_at_start
+        now = self.scheduled_runs()
+        return sorted(f"{d}/{r}" for d, runs in now.items() for r in runs - before.get(d, set()))
 
     def run_scenario(self, item: ScenarioItem) -> ScenarioResult:
         """Run the item's scenario (on a worker thread when it was started ahead: wait for it)."""
@@ -112,8 +133,8 @@ class _Session:
             runner = Runner(platform, progress=self.progress().for_scenario(item.loaded.path.stem))
             return runner.run(item.loaded.scenario, item.loaded.path)
         try:
-            return future.result()
-        except BaseException:  # Ctrl-C while waiting: end what the workers run (DAG runs marked failed)
+            return future.result()  # that scenario's own error is its item's failure; the others go on
+        except (KeyboardInterrupt, SystemExit):  # Ctrl-C: end what the workers run (DAG runs marked failed)
             self.stop_ahead()
             raise
 
@@ -201,6 +222,7 @@ class _Session:
             from sandbox.scenarios.runner import Platform
 
             self.platform = Platform(backend)
+            self.scheduled_at_start = self.scheduled_runs()
         return self.platform
 
     def progress(self) -> Any:
@@ -276,10 +298,23 @@ def pytest_collection_modifyitems(
             return  # nothing can use a stack (only GPU scenarios on a host without one; no Docker)
     except Exception:
         pass  # the backend cannot be set up: the stack item reports why, as its failure
+    _session(config).dag_ids = {i.loaded.scenario.dag for i in scenarios}
     items.insert(items.index(scenarios[0]), StackItem.from_parent(session, name="stack"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = _session(session.config)
+    unrequested = state.unrequested_runs()
+    if unrequested:
+        tr = session.config.pluginmanager.get_plugin("terminalreporter")
+        if tr is not None:
+            tr.write_line(
+                f"the scheduler created DAG run(s) no scenario triggered: {', '.join(unrequested)}; a "
+                "sandbox runs only what is triggered (set [scheduler] use_job_schedule: false in the Airflow "
+                "values overlay)",
+                red=True,
+            )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED and not _session(session.config).collected:
         tr = session.config.pluginmanager.get_plugin("terminalreporter")
         if tr is not None:

@@ -151,3 +151,17 @@ def test_airflow_render_needs_the_upstream_chart() -> None:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
         assert out.returncode == 0, out.stderr
         assert "helm.sh/hook" not in out.stdout.split("run-airflow-migrations")[0][-2000:]
+
+
+@pytest.mark.parametrize("overlay", ["local", "sandbox", "sandbox-gpu"])
+def test_no_sandbox_runs_the_daily_schedule_and_production_does(overlay: str) -> None:
+    """The first unpause of the daily DAG (catchup=False) would add a run nobody asked for, which a
+    scenario's run then waits behind; production keeps Airflow's default (the schedule runs)."""
+    base = _load(CHARTS_DIR / "airflow" / "values.yaml")
+    overlaid = values.merge(base, _load(CHARTS_DIR / "airflow" / f"values-{overlay}.yaml"))
+    assert "use_job_schedule" not in base.get("config", {}).get("scheduler", {})
+    assert overlaid["config"]["scheduler"]["use_job_schedule"] is False
+    # What the scheduler parses the DAG with: the global env, then its own (the chart's order).
+    env = overlaid.get("env", []) + overlaid.get("scheduler", {}).get("env", [])
+    deployment = {e["name"]: e["value"] for e in env}
+    assert deployment.get("MLOPS_MAX_ACTIVE_RUNS") == "4", "scenarios side by side need more than one run"
