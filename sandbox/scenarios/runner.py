@@ -519,9 +519,8 @@ class Runner:
             with _terminated_raises():
                 futures = [pool.submit(one, i) for i in range(len(plan))]
                 errors = [f.exception() for f in futures]
-        except BaseException:
-            for _label, dag_run_id, _anticipate, _conf in setups:  # Ctrl-C: end the runs the threads await
-                self._stop(scenario.dag, dag_run_id)
+        except BaseException:  # Ctrl-C: each thread marks its run failed at its next poll and ends
+            self.cancelled.set()
             raise
         finally:
             pool.shutdown(wait=True)
