@@ -123,15 +123,16 @@ class _Session:
         now = self.scheduled_runs()
         return sorted(f"{d}/{r}" for d, runs in now.items() for r in runs - before.get(d, set()))
 
-    def run_scenario(self, item: ScenarioItem) -> ScenarioResult:
-        """Run the item's scenario (on a worker thread when it was started ahead: wait for it)."""
+    def _runner(self, item: ScenarioItem) -> Runner:
         from sandbox.scenarios.runner import Runner
 
-        platform = self.stack()
+        return Runner(self.stack(), progress=self.progress().for_scenario(item.loaded.path.stem))
+
+    def run_scenario(self, item: ScenarioItem) -> ScenarioResult:
+        """Run the item's scenario (on a worker thread when it was started ahead: wait for it)."""
         future = self._run_ahead(item)
         if future is None:
-            runner = Runner(platform, progress=self.progress().for_scenario(item.loaded.path.stem))
-            return runner.run(item.loaded.scenario, item.loaded.path)
+            return self._runner(item).run(item.loaded.scenario, item.loaded.path)
         try:
             return future.result()  # that scenario's own error is its item's failure; the others go on
         except (KeyboardInterrupt, SystemExit):  # Ctrl-C: end what the workers run (DAG runs marked failed)
@@ -148,8 +149,6 @@ class _Session:
         if item.nodeid not in self.ahead:
             from concurrent.futures import ThreadPoolExecutor
 
-            from sandbox.scenarios.runner import Runner
-
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(workers, thread_name_prefix="scenario")
             items = item.session.items
@@ -158,7 +157,7 @@ class _Session:
                     break
                 if other.skip_reason():
                     continue  # its setup skips it
-                runner = Runner(self.stack(), progress=self.progress().for_scenario(other.loaded.path.stem))
+                runner = self._runner(other)
                 self.runners.append(runner)
                 self.ahead[other.nodeid] = self.pool.submit(
                     runner.run, other.loaded.scenario, other.loaded.path
