@@ -177,9 +177,10 @@ def init_data_dir(lay: PgLayout, user: str, password: str, *, recorded: bool) ->
         try:
             owner = stamp.read_text().strip()
         except FileNotFoundError:
+            if recorded:  # made before owner stamps: adopt it
+                _write_stamp(lay, stamp, token)
             owner = token if recorded else ""
         if owner == token:
-            _write_stamp(lay, stamp, token)
             return "data dir reused"
         what = "replaced a data dir left by an earlier sandbox whose secrets are gone"
     else:
@@ -224,8 +225,6 @@ def init_data_dir(lay: PgLayout, user: str, password: str, *, recorded: bool) ->
 
 
 def _write_stamp(lay: PgLayout, stamp: Path, token: str) -> None:
-    if stamp.exists() and stamp.read_text().strip() == token:
-        return
     stamp.write_text(token + "\n")
     if lay.uid is not None:
         os.chown(stamp, lay.uid, lay.gid or -1)
