@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_scenarios.py [PATHS...] [--backend local] [--sandbox-name bench]
         [--pytest] [--down] [--task-runtime docker]
+    MLOPS_SANDBOX_WARM_JOBS=0 .venv/bin/python benchmarks/bench_scenarios.py ...  # no job server
 
 "job time" is the sum of the task instances' own durations over every try (Airflow's API), so
 ``overhead = wall / job time`` is what the platform and the harness add around the jobs
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import phases as ph
 
-from sandbox import paths
+from sandbox import backend_options, paths
 from sandbox.pytest_plugin import scenario_skip
 from sandbox.scenarios.loader import discover, load_all
 from sandbox.scenarios.runner import Platform, Runner, run_scenarios
@@ -55,7 +56,10 @@ def main(argv: list[str] | None = None) -> int:
 
     files = [f for p in args.paths for f in discover(p)]
     scenarios = load_all(files)
-    options = {"task_runtime": args.task_runtime} if args.task_runtime else {}
+    # As `sandbox run` resolves them: $MLOPS_SANDBOX_WARM_JOBS=0 measures every job as a fresh interpreter.
+    options = backend_options.resolve(
+        args.backend, gpu=None, context=None, job_image=None, task_runtime=args.task_runtime
+    )
     backend = get_backend(args.backend, args.sandbox_name, **options)
     t0 = time.monotonic()
     up = backend.up()
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     Runner(platform).ensure_dag("train_model_pipeline", time.monotonic() + 90)
 
     runtime = f", {args.task_runtime} task runtime" if args.task_runtime else ""
+    runtime += ", warm jobs off" if options.get("warm_jobs") is False else ""
     table = Table(title=f"scenarios on {backend.name}{runtime} (warm)")
     for col in ("scenario", "verdict", "runs", "wall s", "job s", "overhead", "per-run wall s"):
         table.add_column(col)

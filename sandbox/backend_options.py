@@ -1,6 +1,7 @@
 """The backends' own options, one definition for every command that reaches a backend (``up``, ``down``,
 ``status``, ``run``, ``plan``) and the pytest plugin: kind's ``--gpu``, ``--context``, ``--job-image``, and
-the local backend's ``--task-runtime``."""
+the local backend's ``--task-runtime`` (and ``$MLOPS_SANDBOX_WARM_JOBS``, which has no flag: warm jobs are
+the default, and turning them off is for measuring them)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ GPU_ENV = "MLOPS_SANDBOX_GPU"
 CONTEXT_ENV = "MLOPS_SANDBOX_CONTEXT"
 JOB_IMAGE_ENV = "MLOPS_SANDBOX_JOB_IMAGE"
 TASK_RUNTIME_ENV = "MLOPS_SANDBOX_TASK_RUNTIME"
+WARM_JOBS_ENV = "MLOPS_SANDBOX_WARM_JOBS"  # 0/false/no/off: every job a fresh interpreter
 TASK_RUNTIMES = RUNTIMES
 TASK_RUNTIME_HELP = (
     "local: how the local backend runs the pipeline's jobs: local (subprocesses, the default) or docker "
@@ -72,7 +74,10 @@ def resolve(
                 f"not {backend!r}.",
                 "Add --backend kind (or set MLOPS_SANDBOX_BACKEND=kind), or drop the option.",
             )
-        return {"task_runtime": task_runtime} if task_runtime else {}
+        options: dict[str, object] = {"task_runtime": task_runtime} if task_runtime else {}
+        if env.get(WARM_JOBS_ENV, "").strip().lower() in ("0", "false", "no", "off"):
+            options["warm_jobs"] = False
+        return options
     if runtime_flag:
         raise ConfigError(
             "--task-runtime applies only to the local backend (kind always runs the job image in pods).",

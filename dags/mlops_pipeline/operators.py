@@ -31,10 +31,16 @@ from mlops_pipeline.outcomes import job_failure
 
 
 class LocalJobOperator(BaseOperator):
-    """Run one pipeline job as a subprocess of the worker; its output goes to the task log."""
+    """Run one pipeline job as a subprocess of the worker; its output goes to the task log.
+
+    ``launcher``: an argv put in front of the job command, for a program that runs the command with a
+    subprocess's contract (streams, env, working dir, exit code, signals). Empty here; a deployment sets
+    it from outside (the sandbox's cluster policy: its warm job client).
+    """
 
     template_fields: Sequence[str] = ("env",)
     ui_color = "#d9f0e3"
+    launcher: Sequence[str] = ()
 
     def __init__(
         self,
@@ -72,9 +78,16 @@ class LocalJobOperator(BaseOperator):
             xcom = Path(tmp) / "return.json"
             env = self.job_env(os.environ, str(xcom))
             self.log.info("running %s", " ".join(command))
+            if self.launcher:
+                self.log.info("launched by %s", " ".join(self.launcher))
             tail: deque[str] = deque(maxlen=5)
             self._proc = subprocess.Popen(
-                command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+                [*self.launcher, *command],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
             )
             assert self._proc.stdout is not None
             for line in self._proc.stdout:

@@ -15,6 +15,10 @@ task's ``retries``. A held try waits before its job starts until the harness has
 place: it sets the Variable ``hold_variable(...)`` to ``waiting`` and goes on once the harness sets it to
 ``released`` (or deletes it, or ``timeout`` seconds have passed), so "when the task starts" is exact.
 
+It also hands warm jobs to the local task runtime: where ``$MLOPS_SANDBOX_JOB_LAUNCHER`` holds the
+warm job client's argv (a JSON list, set by the local backend when its job server runs), every
+``LocalJobOperator`` gets it as its ``launcher`` (``sandbox/platform/warm_jobs.py``).
+
 Standalone on purpose: Airflow imports it without the harness installed (only Airflow is imported,
 and only when a task runs).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from typing import Any
@@ -32,6 +37,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9_.-]{1,200}")
 HOLD_WAITING = "waiting"
 HOLD_RELEASED = "released"
 HOLD_TIMEOUT_S = 300.0
+JOB_LAUNCHER_ENV = "MLOPS_SANDBOX_JOB_LAUNCHER"
 
 
 def fault_variable(dag_run_id: str) -> str:
@@ -113,8 +119,22 @@ def _before_execute(task: Any, context: Any) -> None:
         raise AirflowException(f"injected fault: {message}")
 
 
+def job_launcher(environ: Any = os.environ) -> list[str]:
+    """The warm job client's argv from ``$MLOPS_SANDBOX_JOB_LAUNCHER`` (empty: none, or unreadable)."""
+    try:
+        launcher = json.loads(environ.get(JOB_LAUNCHER_ENV) or "[]")
+    except ValueError:
+        return []
+    return launcher if isinstance(launcher, list) and all(isinstance(a, str) for a in launcher) else []
+
+
 def task_policy(task: Any) -> None:
-    """Hold and fail armed tries right before ``execute``, then run the task's own ``pre_execute``."""
+    """Hold and fail armed tries right before ``execute``, then run the task's own ``pre_execute``;
+    give a ``LocalJobOperator`` the warm job launcher when the sandbox runs a job server."""
+    if type(task).__name__ == "LocalJobOperator" and hasattr(task, "launcher"):
+        launcher = job_launcher()
+        if launcher:
+            task.launcher = launcher
     if getattr(task, "_mlops_sandbox_faults", False):
         return  # a task object parsed twice in one process keeps one hook
     own = task.pre_execute

@@ -341,6 +341,8 @@ def test_a_failing_scenarios_reports_and_bundles_show_no_generated_secret(
     files = [p for p in (state_root / "reports").rglob("*") if p.is_file()]
     assert any(p.name == "mlflow.log" for p in files), "the bundle has the service logs"
     assert any(p.suffix == ".md" for p in files) and any(p.name == "try-1.log" for p in files)
+    # The job ran warm: the stack's job server forked it (sandbox/platform/warm_jobs.py).
+    assert any("job forked by the warm job server" in p.read_text() for p in files if p.name == "try-1.log")
     for text, where in [(output, "terminal"), *((p.read_text(errors="replace"), str(p)) for p in files)]:
         for value in secrets:
             assert value not in text, where

@@ -24,7 +24,7 @@ from mlops_pipeline.steps import Deployment
 @pytest.fixture(autouse=True)
 def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLOPS_SANDBOX_HOME", str(tmp_path))
-    for var in ("GPU", "CONTEXT", "JOB_IMAGE", "BACKEND", "TASK_RUNTIME"):
+    for var in ("GPU", "CONTEXT", "JOB_IMAGE", "BACKEND", "TASK_RUNTIME", "WARM_JOBS"):
         monkeypatch.delenv(f"MLOPS_SANDBOX_{var}", raising=False)
 
 
@@ -33,8 +33,18 @@ def test_commands_build_the_local_backend_with_the_runtime(command: str) -> None
     backend = cli._backend(cli.build_parser().parse_args([command, "--task-runtime", "docker"]))
     assert isinstance(backend, LocalBackend) and backend.task_runtime == "docker"
     assert "job-image" in {s.name for s in backend.services}
+    assert "job-server" not in {s.name for s in backend.services}  # warm jobs are the local runtime's
     default = cli._backend(cli.build_parser().parse_args([command]))
     assert default.task_runtime == "local" and "job-image" not in {s.name for s in default.services}
+    assert "job-server" in {s.name for s in default.services}
+
+
+def test_warm_jobs_can_be_turned_off_for_measuring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(backend_options.WARM_JOBS_ENV, "0")
+    cold = cli._backend(cli.build_parser().parse_args(["up"]))
+    assert "job-server" not in {s.name for s in cold.services}
+    monkeypatch.setenv(backend_options.WARM_JOBS_ENV, "1")
+    assert "job-server" in {s.name for s in cli._backend(cli.build_parser().parse_args(["up"])).services}
 
 
 def test_the_runtime_is_a_local_option() -> None:

@@ -17,7 +17,7 @@ import shutil
 import urllib.request
 from pathlib import Path
 
-from sandbox.backends.local import postgres, schemas
+from sandbox.backends.local import jobserver, postgres, schemas
 from sandbox.backends.local.process import ServiceSpec
 from sandbox.backends.local.service import Probes, Service, StackContext
 from sandbox.errors import ConfigError
@@ -136,6 +136,7 @@ def environment(ctx: StackContext, component: str | None = None) -> dict[str, st
         # The task runtime (MLOPS_TASK_RUNTIME, and what it needs), and the platform ConfigMap and Secret
         # that stand in for the Kubernetes API in both runtimes.
         **ctx.runtime.airflow_env(ctx.jobs_folder, ctx.state.marker),
+        **(jobserver.airflow_env(ctx) if ctx.warm_jobs else {}),
         LOCAL_PLATFORM_DIR_ENV: str(ctx.state.platform_dir),
         "AIRFLOW_HOME": str(ctx.state.airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ctx.dags_folder),

@@ -22,7 +22,7 @@ from pathlib import Path
 import psutil
 
 from sandbox import paths
-from sandbox.backends.local import airflow, jobimage, mlflow, objectstore, postgres
+from sandbox.backends.local import airflow, jobimage, jobserver, mlflow, objectstore, postgres
 from sandbox.backends.local import process as proc_mod
 from sandbox.backends.local.process import ServiceFailed, Supervised
 from sandbox.backends.local.runtime import RUNTIMES, TaskRuntime, remove_containers
@@ -40,10 +40,10 @@ OVERLAY = "local"  # charts/<chart>/values-local.yaml
 
 
 def all_services() -> list[Service]:
-    """Every service of the stack, in start order (``after`` makes the real order); ``job-image`` only
-    runs for the docker task runtime."""
-    return [postgres.Postgres(), objectstore.S3(), mlflow.Mlflow(), airflow.Migrate(), *airflow.components(),
-            jobimage.JobImage()]  # fmt: skip
+    """Every service of the stack, in start order (``after`` makes the real order); ``job-server`` only
+    runs for the local task runtime (with warm jobs), ``job-image`` only for the docker one."""
+    return [jobserver.JobServer(), postgres.Postgres(), objectstore.S3(), mlflow.Mlflow(), airflow.Migrate(),
+            *airflow.components(), jobimage.JobImage()]  # fmt: skip
 
 
 SERVICES: tuple[str, ...] = tuple(s.name for s in all_services() if not s.oneshot)
@@ -53,7 +53,7 @@ PORT_KEYS = ("postgres", "s3", "mlflow", "airflow", "airflow-worker-logs", "airf
 DEFAULT_TIMEOUTS: dict[str, float] = {
     "postgres": 30, "s3": 30, "mlflow": 120, "airflow-migrate": 240,
     "airflow-api-server": 150, "airflow-scheduler": 150, "airflow-dag-processor": 150,
-    "airflow-triggerer": 150, "job-image": 900,
+    "airflow-triggerer": 150, "job-image": 900, "job-server": 120,
 }  # fmt: skip
 
 ProgressFn = Callable[[str, str, str], None]
@@ -95,6 +95,8 @@ class LocalBackend:
         services: start only these services and what they need (e.g. ``["mlflow"]``).
         task_runtime: how Airflow runs the jobs: ``local`` (subprocesses) or ``docker`` (the job image,
             built from ``jobs/Dockerfile`` by the ``job-image`` step, in containers).
+        warm_jobs: with the local task runtime, fork each job from the ``job-server`` (the jobs'
+            libraries imported once) instead of starting a fresh interpreter (``jobserver``).
         progress: callback ``(service, event, detail)`` for progress displays.
         state_root: where sandboxes keep state (default ``paths.state_root()``).
     """
@@ -114,6 +116,7 @@ class LocalBackend:
         progress: ProgressFn | None = None,
         state_root: Path | str | None = None,
         task_runtime: str = "local",
+        warm_jobs: bool = True,
     ) -> None:
         if (
             not sandbox_name
@@ -151,8 +154,10 @@ class LocalBackend:
                 f"Use one of: {', '.join(RUNTIMES)} (--task-runtime, $MLOPS_SANDBOX_TASK_RUNTIME).",
             )
         self.task_runtime = task_runtime
-        wanted = all_services() if task_runtime == "docker" else [
-            s for s in all_services() if s.name != jobimage.NAME]  # fmt: skip
+        left_out = {jobimage.NAME} if task_runtime == "local" else {jobserver.NAME}
+        if not warm_jobs:
+            left_out.add(jobserver.NAME)
+        wanted = [s for s in all_services() if s.name not in left_out]
         self.services = wanted if services is None else _closure(wanted, services)
         self.progress: ProgressFn = progress or _noop
 
@@ -396,20 +401,25 @@ class LocalBackend:
         return StackContext(
             state=self.state, model=model, config=config, env_dir=env_dir, secrets=secrets,
             timeouts=self.timeouts, dags_folder=self.dags_folder, jobs_folder=self.jobs_folder,
-            runtime=runtime or TaskRuntime(),
+            runtime=runtime or TaskRuntime(), warm_jobs=any(s.name == jobserver.NAME for s in self.services),
         )  # fmt: skip
 
     def _config_hash(self, config: PlatformConfig, runtime: TaskRuntime) -> str:
         """What the services run, apart from ports and secrets: the configuration, the folders and the
         task runtime (for docker: the job image's tag, so a job edit restarts Airflow with the new one)."""
+        from sandbox.envs import platform_env_dir
+
         facts = {
             "config": config.model_dump(mode="json", exclude={"charts_dir"}),
             "dags": str(self.dags_folder),
             "jobs": str(self.jobs_folder),
             "services": sorted(s.name for s in self.services),
             "runtime": [runtime.name, runtime.image, runtime.docker_host],
-            # The cluster policy is copied in at start: a stack running an older copy is restarted.
+            # The cluster policy is copied in at start and the job server runs the harness's copy of its
+            # script: a stack running older ones is restarted, as is one on another platform env.
             "policy": hashlib.sha256(Path(airflow_local_settings.__file__).read_bytes()).hexdigest(),
+            "job_server": hashlib.sha256(jobserver.SCRIPT.read_bytes()).hexdigest(),
+            "env": platform_env_dir().name,
         }
         return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:16]
 

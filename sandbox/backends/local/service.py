@@ -47,6 +47,7 @@ class StackContext:
     dags_folder: Path
     jobs_folder: Path
     runtime: TaskRuntime = field(default_factory=TaskRuntime)
+    warm_jobs: bool = False  # the job-server runs: Airflow hands its jobs to it
     pg: PgLayout | None = None
     data_dir_note: str = ""
     created_databases: set[str] = field(default_factory=set)
