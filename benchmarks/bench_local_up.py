@@ -36,6 +36,7 @@ import contextlib
 
 import phases as ph
 
+from sandbox import backend_options
 from sandbox.backends.local.backend import LocalBackend
 from sandbox.backends.local.process import find, session_members
 from sandbox.envs import ensure_platform_env
@@ -122,7 +123,9 @@ def main() -> int:
     env = ensure_platform_env()
     env_seconds = time.monotonic() - started
     root = Path(tempfile.mkdtemp(prefix="bench-sandbox-"))
-    backend = LocalBackend(f"bench{os.getpid()}", state_root=root)
+    # $MLOPS_SANDBOX_WARM_JOBS=0: without the job server (every job a fresh interpreter), to compare.
+    options = backend_options.resolve("local", gpu=None, context=None, job_image=None)
+    backend = LocalBackend(f"bench{os.getpid()}", state_root=root, **options)  # type: ignore[arg-type]
     phases: dict[str, float] = {}
     last = [time.monotonic()]
 

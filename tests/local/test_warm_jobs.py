@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +277,28 @@ def test_the_policy_hands_the_launcher_to_local_job_operators_only() -> None:
     airflow_local_settings.task_policy(plain)
     assert (local.launcher, pod.launcher, plain.launcher) == (launcher, (), ())
     assert airflow_local_settings.job_launcher({airflow_local_settings.JOB_LAUNCHER_ENV: "{not json"}) == []
+
+
+def test_the_socket_path_fits_a_unix_socket_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the state folder when it fits sun_path (108 bytes), else in a private per-user folder."""
+    from types import SimpleNamespace
+
+    from sandbox.backends.local import jobserver
+    from sandbox.backends.local.state import SandboxState
+    from sandbox.errors import PreflightError
+
+    short = SimpleNamespace(state=SandboxState("s", tmp_path))
+    assert jobserver.socket_path(short) == tmp_path / "s" / "jobs.sock"  # type: ignore[arg-type]
+    short_tmp = Path(tempfile.mkdtemp(prefix="wj", dir="/tmp"))  # pytest's own tmp_path is long
+    monkeypatch.setattr("tempfile.tempdir", str(short_tmp))
+    try:
+        deep = SimpleNamespace(state=SandboxState("s" * 40, tmp_path / ("d" * 80)))
+        path = jobserver.socket_path(deep)  # type: ignore[arg-type]
+        assert len(os.fsencode(path)) <= 100 and path.parent.parent == short_tmp
+        assert path.parent.stat().st_mode & 0o777 == 0o700
+        if os.getuid() == 0:  # someone else's folder at that name is refused, never used
+            os.chown(path.parent, 65534, 65534)
+            with pytest.raises(PreflightError, match="belongs to someone else"):
+                jobserver.socket_path(deep)  # type: ignore[arg-type]
+    finally:
+        shutil.rmtree(short_tmp)

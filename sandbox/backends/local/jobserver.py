@@ -18,6 +18,7 @@ from pathlib import Path
 
 from sandbox.backends.local.process import ServiceSpec
 from sandbox.backends.local.service import Probes, Service, StackContext
+from sandbox.errors import PreflightError
 from sandbox.platform import warm_jobs
 from sandbox.platform.airflow_local_settings import JOB_LAUNCHER_ENV
 
@@ -34,6 +35,11 @@ def socket_path(ctx: StackContext) -> Path:
     digest = hashlib.sha256(ctx.state.marker.encode()).hexdigest()[:16]
     folder = Path(tempfile.gettempdir()) / f"mlops-sandbox-{os.getuid()}"
     folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink() or folder.stat().st_uid != os.getuid():
+        raise PreflightError(
+            f"{folder} (the job server's socket folder) belongs to someone else.",
+            "Remove it, or start the sandbox with a shorter state path (MLOPS_SANDBOX_HOME).",
+        )
     os.chmod(folder, 0o700)
     return folder / f"{digest}.sock"
 
