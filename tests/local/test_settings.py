@@ -48,7 +48,7 @@ def _ctx(tmp_path: Path, runtime: TaskRuntime) -> StackContext:
     return StackContext(
         state=state, model=StateModel(name="settings", ports=ports), config=config, env_dir=tmp_path / "env",
         secrets=generate(), timeouts={}, dags_folder=paths.DAGS_DIR, jobs_folder=paths.JOBS_DIR,
-        runtime=runtime,
+        runtime=runtime, warm_jobs=runtime.name == "local",  # as the backend has it by default
     )  # fmt: skip
 
 
