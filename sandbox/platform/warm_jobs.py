@@ -376,8 +376,8 @@ def _fresh_process_state(env: dict[str, str]) -> None:
     random = sys.modules.get("numpy.random")  # imported lazily by numpy itself, eagerly by scikit-learn
     if random is not None:
         random.seed()
-    if "threadpoolctl" in sys.modules or "sklearn" in sys.modules:
-        with contextlib.suppress(Exception):
+    if "numpy" in sys.modules:  # its BLAS was loaded under the server's OPENBLAS_NUM_THREADS=1
+        with contextlib.suppress(Exception):  # no threadpoolctl installed: nothing to resize it with
             from threadpoolctl import threadpool_limits
 
             wanted = next((env[k] for k in BLAS_THREADS_ENV if env.get(k, "").strip().isdigit()), "")

@@ -31,9 +31,12 @@ import json, os, signal, sys, time
 
 mode = sys.argv[1]
 if mode == "facts":
-    import numpy
-    from threadpoolctl import threadpool_info
+    import importlib
 
+    import numpy
+
+    # Imported by name so the server does not preload it: the BLAS pool must be a fresh one's anyway.
+    threadpool_info = importlib.import_module("threadpoolctl").threadpool_info
     blas = sorted(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
     print(json.dumps({"argv": sys.argv, "cwd": os.getcwd(), "path": sys.path, "name": __name__,
                       "env": dict(os.environ), "blas": blas, "seed": numpy.random.rand(),
