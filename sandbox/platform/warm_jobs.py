@@ -60,11 +60,15 @@ def _send(sock: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = (
 def _recv(sock: socket.socket, maxfds: int = 0) -> tuple[dict[str, Any] | None, list[int]]:
     """One message (None at EOF) and the descriptors that came with it."""
     data, fds, _flags, _addr = socket.recv_fds(sock, MAX_MESSAGE, maxfds)
-    if not data:
-        for fd in fds:
-            os.close(fd)
-        return None, []
-    return json.loads(data), fds
+    message = None
+    try:
+        if data:
+            message = json.loads(data)  # ValueError for a message that does not parse
+    finally:
+        if message is None:  # EOF or a message that does not parse: nobody gets its descriptors
+            for fd in fds:
+                os.close(fd)
+    return message, (fds if message is not None else [])
 
 
 def _connect(path: str, timeout: float | None) -> socket.socket:

@@ -195,6 +195,25 @@ def test_a_job_whose_task_process_died_is_ended(
         time.sleep(0.1)
 
 
+def test_a_request_that_does_not_parse_keeps_no_descriptor(server: tuple[Path, Path]) -> None:
+    """The server closes the streams a broken request carried (it answers, and holds no more fds)."""
+    import socket
+
+    sock, _jobs = server
+    answer = warm_jobs.ping(sock)
+    assert answer is not None
+    server_pid = next(p.pid for p in psutil.process_iter(["cmdline"])
+                      if str(sock) in (p.info["cmdline"] or []) and "serve" in p.info["cmdline"])  # fmt: skip
+    before = psutil.Process(server_pid).num_fds()
+    for _ in range(3):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+            conn.connect(str(sock))
+            socket.send_fds(conn, [b"{not json"], [0, 1, 2])
+            assert conn.recv(64) == b""  # closed without an answer
+    assert warm_jobs.ping(sock) is not None
+    assert psutil.Process(server_pid).num_fds() == before
+
+
 def test_job_code_is_never_preloaded(server: tuple[Path, Path], python: Path, tmp_path: Path) -> None:
     """An edit under jobs/ takes effect on the next task; only libraries are preloaded."""
     sock, jobs = server
