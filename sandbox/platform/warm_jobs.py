@@ -175,7 +175,7 @@ class Server:
     def serve(self) -> dict[str, Any] | None:
         """Answer until SIGTERM (returns None); in a forked child, return its job's request."""
         # The interpreter's own sys.path, without this script's folder: a job's sys.path starts from it.
-        self.base_path = [p for p in sys.path[1:]]
+        self.base_path = sys.path[1:]
         self.preload()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)

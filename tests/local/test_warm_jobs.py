@@ -279,7 +279,7 @@ def test_third_party_imports_leave_out_the_jobs_own_code_and_the_stdlib(tmp_path
     assert warm_jobs.third_party_imports(tmp_path) == ["boto3", "mlflow.tracking", "sklearn.ensemble"]
 
 
-def test_the_policy_hands_the_launcher_to_local_job_operators_only() -> None:
+def test_the_policy_hands_the_launcher_to_local_job_operators_only(monkeypatch: pytest.MonkeyPatch) -> None:
     class LocalJobOperator:
         launcher: tuple[str, ...] = ()
 
@@ -288,14 +288,11 @@ def test_the_policy_hands_the_launcher_to_local_job_operators_only() -> None:
     class KubernetesPodOperator(LocalJobOperator): ...
 
     launcher = ["/env/python", "-I", "-S", "warm_jobs.py", "run", "/s.sock", "--"]
-    env = {airflow_local_settings.JOB_LAUNCHER_ENV: json.dumps(launcher)}
     local, pod, plain = LocalJobOperator(), KubernetesPodOperator(), LocalJobOperator()
-    os.environ.update(env)
-    try:
-        airflow_local_settings.task_policy(local)
-        airflow_local_settings.task_policy(pod)
-    finally:
-        del os.environ[airflow_local_settings.JOB_LAUNCHER_ENV]
+    monkeypatch.setenv(airflow_local_settings.JOB_LAUNCHER_ENV, json.dumps(launcher))
+    airflow_local_settings.task_policy(local)
+    airflow_local_settings.task_policy(pod)
+    monkeypatch.delenv(airflow_local_settings.JOB_LAUNCHER_ENV)
     airflow_local_settings.task_policy(plain)
     assert (local.launcher, pod.launcher, plain.launcher) == (launcher, (), ())
     assert airflow_local_settings.job_launcher({airflow_local_settings.JOB_LAUNCHER_ENV: "{not json"}) == []
