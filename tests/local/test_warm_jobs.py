@@ -63,7 +63,10 @@ def _probe(jobs: Path, version: int) -> None:
     package = jobs / "probe_job"
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").write_text("")
-    (package / "version.py").write_text(f"VERSION = {version}\n")
+    # The padding changes the file's size with its version: CPython trusts a cached .pyc whose
+    # recorded mtime (whole seconds) and size match, so a same-size edit within the second of the
+    # last compile would run the old bytecode, warm or plain alike.
+    (package / "version.py").write_text(f"VERSION = {version}\n" + "#" * version + "\n")
     (package / "__main__.py").write_text(f"from probe_job.version import VERSION\n{PROBE}")
 
 
