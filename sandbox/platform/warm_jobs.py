@@ -1,7 +1,7 @@
 """Warm jobs for the local task runtime: a job server that has imported the jobs' third-party libraries
 once and forks each job from that state, and the client a task runs in place of the interpreter.
 
-    python warm_jobs.py serve SOCKET --jobs JOBS_DIR      # the local backend's ``job-server`` service
+    python warm_jobs.py serve SOCKET --jobs JOBS_DIR [--learned FILE]   # the ``job-server`` service
     python -I -S warm_jobs.py run SOCKET -- PYTHON -m PKG ARGS...   # what ``LocalJobOperator`` runs
 
 The client keeps a subprocess's contract, so the operator cannot tell the difference: it hands the
@@ -13,6 +13,10 @@ job; a client that dies (a killed worker) makes the server terminate its job.
 
 Only libraries are preloaded: the modules the files under JOBS_DIR import, minus JOBS_DIR's own
 packages and the standard library, so an edit under ``jobs/`` takes effect on the next task.
+Libraries that the jobs import only at run time (MLflow imports skops when it saves a model) are
+learned: with ``--learned FILE`` each job reports the library modules it imported beyond the preload,
+and once no job has run for a second the server imports them too (after a forked probe has shown
+that importing them starts no thread) and keeps the list in FILE for its next start.
 Fork safety: the server has no threads and no open connections when it forks; the two pools that
 start at import (OpenBLAS's, pyarrow's jemalloc thread) are kept from starting by the service's env
 (``OPENBLAS_NUM_THREADS=1``, ``JE_ARROW_MALLOC_CONF``) and the BLAS pool is sized in the child to what a
@@ -37,12 +41,17 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 MAX_MESSAGE = 1 << 20  # the request carries the job's environment
 STDIO = (0, 1, 2)
 KILL_GRACE_S = 10.0  # a job whose client died gets SIGTERM, then SIGKILL after this
+LEARN_IDLE_S = 1.0  # learned modules are imported once no job has started or ended for this long
+# The learning probe's exit codes when its imports started a thread, or opened a socket.
+PROBE_EXITS = {3: "importing them starts a thread", 4: "importing them opens a socket"}
+LIBRARY_DIRS = ("site-packages", "dist-packages")  # a module learned from a job must come from one
 # What the server's env keeps from starting threads at import, and where the child's own value comes from.
 BLAS_THREADS_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 SERVER_ENV = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
@@ -95,11 +104,16 @@ def ping(path: str | os.PathLike[str], timeout: float = 2.0) -> dict[str, Any] |
 
 
 # ---------------------------------------------------------------- what to preload
+def own_names(jobs_dir: Path) -> set[str]:
+    """The top-level packages and modules of ``jobs_dir``: project code, never preloaded."""
+    own = {p.name for p in jobs_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    return own | {p.stem for p in jobs_dir.glob("*.py")}
+
+
 def third_party_imports(jobs_dir: Path) -> list[str]:
     """The modules the ``.py`` files under ``jobs_dir`` import (at any depth of the code), minus the
     folder's own top-level packages and modules, the standard library and ``__future__``."""
-    own = {p.name for p in jobs_dir.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    own |= {p.stem for p in jobs_dir.glob("*.py")}
+    own = own_names(jobs_dir)
     found: set[str] = set()
     for path in sorted(jobs_dir.rglob("*.py")):
         try:
@@ -130,13 +144,36 @@ def thread_names() -> list[str]:
     return names
 
 
+def _excluded(name: str, own: set[str]) -> bool:
+    """Never preloaded: the jobs' own code, the standard library, ``__main__`` and the like."""
+    top = name.partition(".")[0]
+    return top in own or top in sys.stdlib_module_names or top.startswith("__")
+
+
+def socket_fds() -> set[str]:
+    """This process's open sockets (``socket:[inode]``); empty where ``/proc`` cannot tell."""
+    found = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                target = os.readlink(f"/proc/self/fd/{fd}")
+                if target.startswith("socket:"):
+                    found.add(target)
+    return found
+
+
 # ---------------------------------------------------------------- server
 class Server:
-    def __init__(self, path: str, jobs_dir: Path) -> None:
+    def __init__(self, path: str, jobs_dir: Path, learned: Path | None = None) -> None:
         self.path = path
         self.jobs_dir = jobs_dir
+        self.learned_file = learned  # None: no learning
         self.preloaded: list[str] = []
         self.failed: dict[str, str] = {}
+        self.pending: set[str] = set()  # learned from jobs, not imported yet
+        self.rejected: set[str] = set()  # learned, but importing them starts threads
+        self.probe: tuple[int, list[str]] | None = None  # the learning probe's pid and its modules
+        self.last_activity = time.monotonic()
         self.why_cold = ""
         self.jobs: dict[int, socket.socket] = {}  # pid -> its client's connection
         self.kill_at: dict[int, float] = {}  # pid -> when SIGKILL follows the SIGTERM
@@ -147,30 +184,140 @@ class Server:
 
     def preload(self) -> None:
         started = time.monotonic()
+        learned = self._learned_so_far()
+        self._import([*third_party_imports(self.jobs_dir), *learned])
+        print(
+            f"preloaded {len(self.preloaded)} module(s) in {time.monotonic() - started:.2f}s "
+            f"({len(learned)} learned from earlier jobs): {', '.join(self.preloaded)}", flush=True,
+        )  # fmt: skip
+        for name, why in self.failed.items():
+            print(f"not preloaded: {name} ({why})", flush=True)
+        self._check_threads()
+
+    def _import(self, names: Iterable[str]) -> None:
+        """Import ``names`` here (a failure is recorded: an optional import such as pynvml is the job's
+        to handle), note what the imports set in ``os.environ``, and freeze what is now loaded."""
         before = dict(os.environ)
-        for name in third_party_imports(self.jobs_dir):
+        for name in names:
+            if name in self.preloaded or name in self.failed:
+                continue
             try:
                 importlib.import_module(name)
                 self.preloaded.append(name)
-            except Exception as exc:  # an optional import (e.g. pynvml): the job handles its absence
+            except Exception as exc:
                 self.failed[name] = f"{type(exc).__name__}: {exc}"
-        self.import_env = {k: v for k, v in os.environ.items() if before.get(k) != v}
+        self.import_env.update({k: v for k, v in os.environ.items() if before.get(k) != v})
         gc.collect()
         gc.freeze()  # keeps the collector from writing to (and so copying) the preloaded objects
+
+    def _check_threads(self) -> None:
         threads = thread_names()
-        if len(threads) > 1:
+        if len(threads) > 1 and not self.why_cold:
             self.why_cold = (
                 f"the job server has {len(threads)} threads after its imports ({', '.join(threads)}): "
                 "forking it is unsafe"
             )
-        print(
-            f"preloaded {len(self.preloaded)} module(s) in {time.monotonic() - started:.2f}s: "
-            f"{', '.join(self.preloaded)}", flush=True,
-        )  # fmt: skip
-        for name, why in self.failed.items():
-            print(f"not preloaded: {name} ({why})", flush=True)
-        if self.why_cold:
             print(f"cold: {self.why_cold}; jobs run as plain processes", flush=True)
+
+    # ------------------------------------------------------------ learning what jobs import late
+    def _learned_so_far(self) -> list[str]:
+        if self.learned_file is None:
+            return []
+        try:
+            names = json.loads(self.learned_file.read_text())
+        except (OSError, ValueError):
+            return []
+        own = own_names(self.jobs_dir)
+        return [n for n in names if isinstance(n, str) and not _excluded(n, own)]
+
+    def report_path(self, pid: int) -> Path | None:
+        """Where the job ``pid`` leaves the names of the library modules it imported."""
+        if self.learned_file is None:
+            return None
+        return self.learned_file.with_name(f"{self.learned_file.name}.{pid}")
+
+    def job_report(self) -> Callable[[], None]:
+        """In the forked child, before the job runs: an ``atexit`` hook that writes the library modules
+        the job imported beyond what it was forked with (modules under ``site-packages`` only: never
+        the job's own code, wherever its ``sys.path`` finds that)."""
+        path = self.report_path(os.getpid())
+        before = set(sys.modules)
+        own = own_names(self.jobs_dir)
+        libraries = tuple(p + os.sep for p in self.base_path if os.path.basename(p) in LIBRARY_DIRS)
+
+        def report() -> None:
+            names = []
+            for name, module in list(sys.modules.items()):
+                origin = getattr(getattr(module, "__spec__", None), "origin", None) or ""
+                if name not in before and not _excluded(name, own) and origin.startswith(libraries):
+                    names.append(name)
+            if path is not None and names:
+                with contextlib.suppress(OSError):
+                    path.write_text(json.dumps(sorted(names)))
+
+        return report
+
+    def _take_report(self, pid: int) -> None:
+        path = self.report_path(pid)
+        if path is None:
+            return
+        try:
+            names = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        known = set(self.preloaded) | set(self.failed) | self.rejected
+        self.pending.update(n for n in names if isinstance(n, str) and n not in known)
+
+    def _learn(self) -> None:
+        """While idle: fork a probe that imports the pending modules and tells whether that started a
+        thread; ``_probe_done`` imports them here when it did not."""
+        if not self.pending or self.jobs or self.probe or self.why_cold:
+            return
+        if time.monotonic() - self.last_activity < LEARN_IDLE_S:
+            return
+        names = sorted(self.pending)
+        self.pending.clear()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:  # the probe: never returns
+            code = 1
+            try:
+                sockets = socket_fds()
+                for name in names:
+                    with contextlib.suppress(Exception):
+                        importlib.import_module(name)
+                code = 3 if len(thread_names()) > 1 else 4 if socket_fds() - sockets else 0
+            finally:
+                os._exit(code)
+        self.probe = (pid, names)
+
+    def _probe_done(self, status: int) -> None:
+        assert self.probe is not None
+        _pid, names = self.probe
+        self.probe = None
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            self.rejected.update(names)
+            why = PROBE_EXITS.get(code, f"the probe exited {code}")
+            print(f"not preloading what jobs imported ({why}): {', '.join(names)}", flush=True)
+            return
+        started = time.monotonic()
+        self._import(names)
+        learned = [n for n in names if n in self.preloaded]
+        print(
+            f"learned {len(learned)} module(s) from jobs, imported in {time.monotonic() - started:.2f}s: "
+            f"{', '.join(learned)}", flush=True,
+        )  # fmt: skip
+        self._check_threads()
+        if self.learned_file is not None and learned:
+            saved = sorted(set(self._learned_so_far()) | set(learned))
+            tmp = self.learned_file.with_name(self.learned_file.name + ".tmp")
+            with contextlib.suppress(OSError):
+                tmp.write_text(json.dumps(saved))
+                os.replace(tmp, self.learned_file)
 
     def serve(self) -> dict[str, Any] | None:
         """Answer until SIGTERM (returns None); in a forked child, return its job's request."""
@@ -214,6 +361,7 @@ class Server:
                         self._client_gone(key.fileobj, key.data)
                 self._reap()
                 self._kill_overdue()
+                self._learn()
         finally:
             if os.getpid() == self.owner_pid:
                 self._shutdown(listener)
@@ -259,6 +407,7 @@ class Server:
         for fd in fds:
             os.close(fd)
         self.jobs[pid] = conn
+        self.last_activity = time.monotonic()
         try:
             _send(conn, {"pid": pid})
         except OSError:
@@ -270,6 +419,8 @@ class Server:
         return {
             "warm": not self.why_cold, "why": self.why_cold, "preloaded": self.preloaded,
             "threads": len(thread_names()), "python": sys.executable, "jobs": len(self.jobs),
+            "learning": sorted(self.pending | set(self.probe[1] if self.probe else ())),
+            "rejected": sorted(self.rejected),
         }  # fmt: skip
 
     def _refusal(self, request: dict[str, Any], fds: list[int]) -> str:
@@ -309,13 +460,18 @@ class Server:
                 del self.kill_at[pid]
 
     def _reap(self) -> None:
-        while self.jobs:
+        while self.jobs or self.probe:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
                 return
+            if self.probe and pid == self.probe[0]:
+                self._probe_done(status)
+                continue
+            self.last_activity = time.monotonic()
+            self._take_report(pid)
             conn = self.jobs.pop(pid, None)
             self.kill_at.pop(pid, None)
             if conn is not None:
@@ -332,6 +488,9 @@ class Server:
         listener.close()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        if self.probe:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.probe[0], signal.SIGKILL)
         for pid in list(self.jobs):
             self._terminate(pid)
         deadline = time.monotonic() + KILL_GRACE_S
@@ -343,11 +502,14 @@ class Server:
                 os.kill(pid, signal.SIGKILL)
 
 
-def become_job(request: dict[str, Any], base_path: list[str], import_env: dict[str, str]) -> None:
+def become_job(
+    request: dict[str, Any], base_path: list[str], import_env: dict[str, str], report: Callable[[], None]
+) -> None:
     """In the forked child: take on the client's streams, environment, working dir, ``sys.path`` and
     ``sys.argv``, then run the job's module as ``python -m`` does (exceptions and ``SystemExit`` leave
     through the interpreter as they would there). ``import_env``: what the preloaded modules set in
-    ``os.environ`` at import (scikit-learn's ``KMP_*``), set again where the job's env lacks it."""
+    ``os.environ`` at import (scikit-learn's ``KMP_*``), set again where the job's env lacks it.
+    ``report``: run at exit, after the job's own ``atexit`` hooks (``Server.job_report``)."""
     for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -369,6 +531,9 @@ def become_job(request: dict[str, Any], base_path: list[str], import_env: dict[s
     importlib.invalidate_caches()
     _fresh_process_state(env)
     argv: list[str] = request["argv"]
+    import atexit
+
+    atexit.register(report)  # registered first, so it runs last
     sys.argv = [argv[2], *argv[3:]]  # runpy replaces argv[0] with the module's file, as -m does
     import runpy
 
@@ -434,14 +599,18 @@ def _plain(command: list[str], why: str) -> None:
 
 
 def main(argv: list[str]) -> None:
-    usage = "usage: warm_jobs.py serve SOCKET --jobs DIR | run SOCKET -- PYTHON -m MODULE [ARGS...]"
+    usage = (
+        "usage: warm_jobs.py serve SOCKET --jobs DIR [--learned FILE]"
+        " | run SOCKET -- PYTHON -m MODULE [ARGS...]"
+    )
     if len(argv) >= 4 and argv[0] == "run" and argv[2] == "--":
         run(argv[1], argv[3:])
-    if len(argv) == 4 and argv[0] == "serve" and argv[2] == "--jobs":
-        server = Server(argv[1], Path(argv[3]))
+    learned = argv[5] if len(argv) == 6 and argv[4] == "--learned" else None
+    if len(argv) in (4, 6) and argv[0] == "serve" and argv[2] == "--jobs" and (len(argv) == 4 or learned):
+        server = Server(argv[1], Path(argv[3]), Path(learned) if learned else None)
         request = server.serve()
         if request is not None:
-            become_job(request, server.base_path, server.import_env)
+            become_job(request, server.base_path, server.import_env, server.job_report())
         return
     sys.exit(usage)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from datetime import datetime
 from pathlib import Path
@@ -72,5 +73,18 @@ def test_shared_scenarios_overlap_and_an_exclusive_one_runs_alone(tmp_path: Path
         alone = window["b alone"]
         assert not [k for k, w in window.items() if k != "b alone" and _overlap(alone, w)], window
         assert _overlap(window["c shared"], window["d shared"]), window
+        _assert_the_job_server_learned_skops(backend)
     finally:
         backend.down(purge=True)
+
+
+def _assert_the_job_server_learned_skops(backend: LocalBackend) -> None:
+    """MLflow imports skops only inside train's log_model, where no scan of jobs/ sees it: the stack's
+    job server learned it from the real train jobs, imported it once idle, and saved it for its next
+    start (sandbox/platform/warm_jobs.py)."""
+    learned = backend.state.dir / "job-server-learned.json"
+    deadline = time.monotonic() + 60
+    while "skops.io" not in (learned.read_text() if learned.exists() else ""):
+        assert time.monotonic() < deadline, backend.state.log_file("job-server").read_text()[-3000:]
+        time.sleep(0.5)
+    assert "learned" in backend.state.log_file("job-server").read_text()

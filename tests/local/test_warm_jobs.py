@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -56,6 +57,12 @@ if mode == "sleep":
         time.sleep(0.1)
 if mode == "die":
     os.kill(os.getpid(), signal.SIGKILL)
+if mode == "late":  # a library the job imports only at run time, as MLflow imports skops
+    import importlib
+
+    name = os.environ["PROBE_LATE_IMPORT"]
+    print(json.dumps({"loaded_at_start": name in sys.modules}))
+    importlib.import_module(name)
 '''
 
 
@@ -75,9 +82,12 @@ def python() -> Path:
     return ensure_platform_env() / "bin" / "python"
 
 
-def _serve(python: Path, sock: Path, jobs: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def _serve(
+    python: Path, sock: Path, jobs: Path, env: dict[str, str], learned: Path | None = None
+) -> subprocess.Popen[str]:
+    learning = ["--learned", str(learned)] if learned else []
     proc = subprocess.Popen(
-        [str(python), str(warm_jobs.__file__), "serve", str(sock), "--jobs", str(jobs)],
+        [str(python), str(warm_jobs.__file__), "serve", str(sock), "--jobs", str(jobs), *learning],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 120
@@ -324,3 +334,73 @@ def test_the_socket_path_fits_a_unix_socket_address(tmp_path: Path, monkeypatch:
                 jobserver.socket_path(deep)  # type: ignore[arg-type]
     finally:
         shutil.rmtree(short_tmp)
+
+
+def _learned(sock: Path, name: str) -> dict[str, Any]:
+    """The server's ping once it has decided about ``name`` (after a second without jobs)."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = warm_jobs.ping(sock)
+        assert answer is not None
+        if name in answer["preloaded"] or name in answer["rejected"]:
+            return answer
+        assert time.monotonic() < deadline, f"the server never learned about {name}: {answer}"
+        time.sleep(0.1)
+
+
+def test_a_library_a_job_imports_at_run_time_is_learned_and_preloaded_from_then_on(
+    python: Path, tmp_path: Path
+) -> None:
+    """MLflow imports skops only when it saves a model, so no scan of jobs/ sees it: the server learns
+    it from the job, imports it once idle, and preloads it when it starts again (the learned file)."""
+    jobs, sock, learned = tmp_path / "jobs", tmp_path / "learn.sock", tmp_path / "learned.json"
+    _probe(jobs, 1)
+    env = _job_env(jobs, PROBE_LATE_IMPORT="yaml")
+    proc = _serve(python, sock, jobs, _server_env(), learned)
+    try:
+        assert "yaml" not in warm_jobs.ping(sock)["preloaded"]  # type: ignore[index]
+        first = _run(_client(python, sock, jobs, "late"), env, tmp_path)
+        assert FORKED in first.stderr and json.loads(first.stdout) == {"loaded_at_start": False}
+        answer = _learned(sock, "yaml")
+        assert "yaml" in answer["preloaded"] and answer["warm"] and answer["threads"] == 1, answer
+        second = _run(_client(python, sock, jobs, "late"), env, tmp_path)
+        assert FORKED in second.stderr and json.loads(second.stdout) == {"loaded_at_start": True}
+    finally:
+        _stop(proc)
+    saved = json.loads(learned.read_text())
+    assert "yaml" in saved and not [n for n in saved if n.startswith("probe_job")], saved
+    proc = _serve(python, sock, jobs, _server_env(), learned)
+    try:
+        assert "yaml" in warm_jobs.ping(sock)["preloaded"]  # type: ignore[index]
+    finally:
+        _stop(proc)
+    assert not list(tmp_path.glob("learned.json.*")), "every job's report is taken and removed"
+
+
+def test_a_learned_library_that_starts_a_thread_or_opens_a_socket_is_never_preloaded(
+    python: Path, tmp_path: Path
+) -> None:
+    """The server imports a learned library only after a forked probe has imported it without a new
+    thread or socket: a fork of a parent with threads is unsafe, and a socket would be shared by every job."""
+    jobs, sock = tmp_path / "jobs", tmp_path / "learn.sock"
+    _probe(jobs, 1)
+    site = tmp_path / "site-packages"  # a library folder on the server's path, as the env's own is
+    site.mkdir()
+    (site / "threads_at_import.py").write_text(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(3600,), daemon=True).start()\n"
+    )
+    (site / "socket_at_import.py").write_text("import socket\nHELD = socket.socket()\n")
+    server_env = {**_server_env(), "PYTHONPATH": str(site)}
+    proc = _serve(python, sock, jobs, server_env, tmp_path / "learned.json")
+    try:
+        for name in ("threads_at_import", "socket_at_import"):
+            env = {**_job_env(jobs, PROBE_LATE_IMPORT=name), "PYTHONPATH": f"{jobs}:{site}"}
+            assert FORKED in _run(_client(python, sock, jobs, "late"), env, tmp_path).stderr
+            answer = _learned(sock, name)
+            assert answer["warm"] and answer["threads"] == 1 and name not in answer["preloaded"], answer
+            again = _run(_client(python, sock, jobs, "late"), env, tmp_path)
+            assert FORKED in again.stderr and json.loads(again.stdout) == {"loaded_at_start": False}
+    finally:
+        _stop(proc)
+    log = proc.stdout.read() if proc.stdout else ""
+    assert "importing them starts a thread" in log and "importing them opens a socket" in log, log

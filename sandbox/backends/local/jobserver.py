@@ -1,7 +1,8 @@
 """The ``job-server`` service of the ``local`` task runtime: warm jobs (``sandbox/platform/warm_jobs.py``).
 
 It imports the jobs' third-party libraries once and forks each job from there, so a task skips the
-interpreter start and the imports. Airflow's processes get the client's argv as
+interpreter start and the imports (and those it learns the jobs make at run time, e.g. MLflow's
+import of skops when it saves a model). Airflow's processes get the client's argv as
 ``$MLOPS_SANDBOX_JOB_LAUNCHER`` and the sandbox's cluster policy hands it to every ``LocalJobOperator``.
 It is started with nothing before it (its imports overlap the other services' starts), and ``up``
 waits for it. When it is absent, broken or refuses a job, the job runs as a plain subprocess.
@@ -44,6 +45,12 @@ def socket_path(ctx: StackContext) -> Path:
     return folder / f"{digest}.sock"
 
 
+def learned_path(ctx: StackContext) -> Path:
+    """What the server learned the jobs import at run time: kept with the sandbox's state, so a
+    restarted server preloads it from the start."""
+    return ctx.state.dir / "job-server-learned.json"
+
+
 def airflow_env(ctx: StackContext) -> dict[str, str]:
     """What Airflow's processes get so that the policy gives the operators the warm job client."""
     launcher = [str(ctx.python), "-I", "-S", str(SCRIPT), "run", str(socket_path(ctx)), "--"]
@@ -66,9 +73,10 @@ class JobServer(Service):
 
     def spec(self, ctx: StackContext) -> ServiceSpec:
         path = socket_path(ctx)
+        serve = ["serve", str(path), "--jobs", str(ctx.jobs_folder), "--learned", str(learned_path(ctx))]
         return ServiceSpec(
             name=self.name,
-            argv=[str(ctx.python), str(SCRIPT), "serve", str(path), "--jobs", str(ctx.jobs_folder)],
+            argv=[str(ctx.python), str(SCRIPT), *serve],
             env={**ctx.process_env(), **warm_jobs.SERVER_ENV},
             log=ctx.state.log_file(self.name),
             ready=lambda: warm_jobs.ping(path) is not None,
