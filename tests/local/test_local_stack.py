@@ -72,6 +72,15 @@ def test_up_returns_ready_for_work(stack: LocalBackend) -> None:
     assert client.get_dag("train_model_pipeline") is not None
     assert client.import_errors() == []
     assert {s.name: s.healthy for s in stack.status()}["airflow-scheduler"]
+    # The task execution API builds its routes on its first request (about 5 s, the api-server blocked):
+    # up has made one, so no task's first call waits for it (that call timed out and was retried, the
+    # first task starting ~7 s after it was queued). In the api-server's access log, the first request
+    # to the execution API comes before the first DAG run is created, whoever used the stack since.
+    log = stack.state.log_file("airflow-api-server").read_text().splitlines()
+    execution = [i for i, line in enumerate(log) if "path=/execution/" in line and "status_code=200" in line]
+    triggers = [i for i, line in enumerate(log) if "POST path=/api/v2/dags/" in line and "/dagRuns" in line]
+    first_trigger = min(triggers, default=len(log))
+    assert execution and execution[0] < first_trigger, "the execution API was first built by a task"
 
 
 SLOW_DAG = """
