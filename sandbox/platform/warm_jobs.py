@@ -16,7 +16,7 @@ packages and the standard library, so an edit under ``jobs/`` takes effect on th
 Libraries that the jobs import only at run time (MLflow imports skops when it saves a model) are
 learned: with ``--learned FILE`` each job reports the library modules it imported beyond the preload,
 and once no job has run for a second the server imports them too (after a forked probe has shown
-that importing them starts no thread) and keeps the list in FILE for its next start.
+that importing them starts no thread and opens no socket) and keeps the list in FILE for its next start.
 Fork safety: the server has no threads and no open connections when it forks; the two pools that
 start at import (OpenBLAS's, pyarrow's jemalloc thread) are kept from starting by the service's env
 (``OPENBLAS_NUM_THREADS=1``, ``JE_ARROW_MALLOC_CONF``) and the BLAS pool is sized in the child to what a
@@ -150,6 +150,15 @@ def _excluded(name: str, own: set[str]) -> bool:
     return top in own or top in sys.stdlib_module_names or top.startswith("__")
 
 
+def _names_in(path: Path | None) -> list[str]:
+    """The module names a learned file or a job's report lists; [] when it is missing or unreadable."""
+    try:
+        names = json.loads(path.read_text()) if path is not None else []
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
 def socket_fds() -> set[str]:
     """This process's open sockets (``socket:[inode]``); empty where ``/proc`` cannot tell."""
     found = set()
@@ -171,7 +180,8 @@ class Server:
         self.preloaded: list[str] = []
         self.failed: dict[str, str] = {}
         self.pending: set[str] = set()  # learned from jobs, not imported yet
-        self.rejected: set[str] = set()  # learned, but importing them starts threads
+        self.learned: set[str] = set()  # learned and imported, here or by an earlier server (FILE)
+        self.rejected: set[str] = set()  # learned, but importing them starts a thread or opens a socket
         self.probe: tuple[int, list[str]] | None = None  # the learning probe's pid and its modules
         self.last_activity = time.monotonic()
         self.why_cold = ""
@@ -184,11 +194,12 @@ class Server:
 
     def preload(self) -> None:
         started = time.monotonic()
-        learned = self._learned_so_far()
-        self._import([*third_party_imports(self.jobs_dir), *learned])
+        own = own_names(self.jobs_dir)
+        self.learned = {n for n in _names_in(self.learned_file) if not _excluded(n, own)}
+        self._import([*third_party_imports(self.jobs_dir), *sorted(self.learned)])
         print(
             f"preloaded {len(self.preloaded)} module(s) in {time.monotonic() - started:.2f}s "
-            f"({len(learned)} learned from earlier jobs): {', '.join(self.preloaded)}", flush=True,
+            f"({len(self.learned)} learned from earlier jobs): {', '.join(self.preloaded)}", flush=True,
         )  # fmt: skip
         for name, why in self.failed.items():
             print(f"not preloaded: {name} ({why})", flush=True)
@@ -220,16 +231,6 @@ class Server:
             print(f"cold: {self.why_cold}; jobs run as plain processes", flush=True)
 
     # ------------------------------------------------------------ learning what jobs import late
-    def _learned_so_far(self) -> list[str]:
-        if self.learned_file is None:
-            return []
-        try:
-            names = json.loads(self.learned_file.read_text())
-        except (OSError, ValueError):
-            return []
-        own = own_names(self.jobs_dir)
-        return [n for n in names if isinstance(n, str) and not _excluded(n, own)]
-
     def report_path(self, pid: int) -> Path | None:
         """Where the job ``pid`` leaves the names of the library modules it imported."""
         if self.learned_file is None:
@@ -261,19 +262,15 @@ class Server:
         path = self.report_path(pid)
         if path is None:
             return
-        try:
-            names = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return
-        finally:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        names = _names_in(path)
+        with contextlib.suppress(OSError):
+            path.unlink()
         known = set(self.preloaded) | set(self.failed) | self.rejected
-        self.pending.update(n for n in names if isinstance(n, str) and n not in known)
+        self.pending.update(n for n in names if n not in known)
 
     def _learn(self) -> None:
         """While idle: fork a probe that imports the pending modules and tells whether that started a
-        thread; ``_probe_done`` imports them here when it did not."""
+        thread or opened a socket; ``_probe_done`` imports them here when it did neither."""
         if not self.pending or self.jobs or self.probe or self.why_cold:
             return
         if time.monotonic() - self.last_activity < LEARN_IDLE_S:
@@ -312,11 +309,11 @@ class Server:
             f"{', '.join(learned)}", flush=True,
         )  # fmt: skip
         self._check_threads()
+        self.learned.update(learned)
         if self.learned_file is not None and learned:
-            saved = sorted(set(self._learned_so_far()) | set(learned))
             tmp = self.learned_file.with_name(self.learned_file.name + ".tmp")
             with contextlib.suppress(OSError):
-                tmp.write_text(json.dumps(saved))
+                tmp.write_text(json.dumps(sorted(self.learned)))
                 os.replace(tmp, self.learned_file)
 
     def serve(self) -> dict[str, Any] | None:
