@@ -103,25 +103,33 @@ class _Session:
     pool: ThreadPoolExecutor | None = None
     # The DAGs the session's scenarios trigger, and their scheduler-made runs when the stack came up.
     dag_ids: set[str] = field(default_factory=set)
-    scheduled_at_start: dict[str, set[str]] | None = None
+    scheduled_at_start: dict[str, set[tuple[str, str]]] | None = None
+    # Scheduler-made runs a scenario asked for (`trigger: schedule`), as "dag_id/run_id".
+    requested_schedules: set[str] = field(default_factory=set)
 
-    def scheduled_runs(self) -> dict[str, set[str]]:
-        """Runs of the scenarios' DAGs that the scheduler made itself (``scheduled__...``)."""
-        out: dict[str, set[str]] = {}
+    def scheduled_runs(self) -> dict[str, set[tuple[str, str]]]:
+        """Runs of the scenarios' DAGs that the scheduler made itself (``scheduled__...``), as (id, when
+        queued): a `trigger: schedule` scenario may delete a run and the scheduler make one of its id."""
+        from sandbox.scenarios.schedule import SCHEDULED_PREFIX
+
+        out: dict[str, set[tuple[str, str]]] = {}
         for dag_id in sorted(self.dag_ids):
             try:
-                out[dag_id] = set(self.stack().airflow.dag_run_ids(dag_id, containing="scheduled__"))
+                runs = self.stack().airflow.dag_runs_queued_at(dag_id, containing=SCHEDULED_PREFIX)
+                out[dag_id] = set(runs.items())
             except Exception:
                 out[dag_id] = set()  # not parsed yet: no run either
         return out
 
     def unrequested_runs(self) -> list[str]:
-        """Runs the scheduler made during this session: a sandbox runs only what is triggered."""
+        """Runs the scheduler made during this session that no `trigger: schedule` scenario asked for:
+        a sandbox runs only what is triggered."""
         if self.platform is None or self.scheduled_at_start is None:
             return []
         before = self.scheduled_at_start
         now = self.scheduled_runs()
-        return sorted(f"{d}/{r}" for d, runs in now.items() for r in runs - before.get(d, set()))
+        made = {f"{d}/{run_id}" for d, runs in now.items() for run_id, _ in runs - before.get(d, set())}
+        return sorted(made - self.requested_schedules)
 
     def _runner(self, item: ScenarioItem) -> Runner:
         from sandbox.scenarios.runner import Runner
@@ -132,12 +140,15 @@ class _Session:
         """Run the item's scenario (on a worker thread when it was started ahead: wait for it)."""
         future = self._run_ahead(item)
         if future is None:
-            return self._runner(item).run(item.loaded.scenario, item.loaded.path)
-        try:
-            return future.result()  # that scenario's own error is its item's failure; the others go on
-        except (KeyboardInterrupt, SystemExit):  # Ctrl-C: end what the workers run (DAG runs marked failed)
-            self.stop_ahead()
-            raise
+            result = self._runner(item).run(item.loaded.scenario, item.loaded.path)
+        else:
+            try:
+                result = future.result()  # that scenario's own error is its item's failure; the others go on
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C: end what the workers run (runs marked failed)
+                self.stop_ahead()
+                raise
+        self.requested_schedules |= {f"{result.scenario.dag}/{r}" for r in result.scheduled_runs}
+        return result
 
     def _run_ahead(self, item: ScenarioItem) -> Future[ScenarioResult] | None:
         """With ``--parallel N`` (N > 1), the first of a stretch of consecutive scenarios that may share
@@ -364,6 +375,8 @@ def scenario_skip(backend: Backend, scenario: Any) -> str | None:
         isinstance(f.at, TaskPoint) and f.at.event == "start" for f in scenario.all_service_faults()
     ):
         needs.append("faults")  # task faults, and the hold of a service fault's start point
+    if scenario.trigger == "schedule":
+        needs.append("schedules")
     for cap in needs:
         if cap == "gpu":
             from sandbox.gpu import detect

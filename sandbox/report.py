@@ -273,7 +273,7 @@ def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) ->
         )
     with _best_effort(errors, "s3 listing"):
         keys = platform.s3.list_keys(platform.data_bucket, "runs/")
-        own = [k for k in keys if result.experiment_name.rsplit("-", 1)[-1] in k]
+        own = [k for k in keys if any(marker in k for marker in _run_markers(result))]
         write("s3/listing.txt", "\n".join(own) + "\n")
     with _best_effort(errors, "backend diagnostics"):
         platform.backend.diagnostics(dest / "backend")
@@ -282,6 +282,14 @@ def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) ->
     return dest
 
 
+def _run_markers(result: ScenarioResult) -> list[str]:
+    """What the scenario's DAG run ids contain: the runs the scheduler made for it (`trigger: schedule`),
+    or the token of its isolation names, which the runner puts in every id it triggers."""
+    return list(result.scheduled_runs) or [f"__{result.experiment_name.rsplit('-', 1)[-1]}__"]
+
+
 def _dag_run_ids(platform: Platform, dag_id: str, result: ScenarioResult) -> list[str]:
-    token = result.experiment_name.rsplit("-", 1)[-1]
-    return platform.airflow.dag_run_ids(dag_id, containing=f"__{token}__")
+    if result.scheduled_runs:
+        return list(result.scheduled_runs)
+    (marker,) = _run_markers(result)
+    return platform.airflow.dag_run_ids(dag_id, containing=marker)

@@ -15,8 +15,8 @@ from sandbox.errors import ConfigError
 
 # What a backend offers scenarios beyond the basics: armed task faults (the sandbox's cluster
 # policy is loaded), service faults (``ServiceFaults`` below), an NVIDIA GPU for the train step, task
-# pods on a real Kubernetes API.
-Capability = Literal["faults", "service_faults", "gpu", "kubernetes"]
+# pods on a real Kubernetes API, the DAGs' own schedules for a while (``Schedules`` below).
+Capability = Literal["faults", "service_faults", "gpu", "kubernetes", "schedules"]
 
 # The platform's services by the names both backends use (the local backend's processes; on kind the
 # workload each maps to). Scenario files name them in service faults.
@@ -158,6 +158,23 @@ class ServiceFaults(Protocol):
     def revive(self, skip: Iterable[str] = ()) -> list[str]:
         """Start again every service (but those in ``skip``: under a fault) whose process exited, as a
         Kubernetes restart policy would; returns their names (none on kind: the kubelet does it)."""
+        ...
+
+
+# Airflow's setting that Schedules turns on for the scheduler alone, as an environment variable (it
+# overrides the overlay's airflow.cfg value in both backends).
+USE_JOB_SCHEDULE_ENV = "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"
+
+
+@runtime_checkable
+class Schedules(Protocol):
+    """The optional capability ``schedules``: the scheduler runs the DAGs' own schedules (as production
+    does) for a scenario with ``trigger: schedule``. A sandbox keeps them off otherwise (``[scheduler]
+    use_job_schedule: false`` in the Airflow values overlay): it runs only what is triggered."""
+
+    def set_schedules(self, on: bool) -> str:
+        """Restart the scheduler with schedules on (or back off) and wait until it is ready; returns
+        what was done, for the timeline. Only between DAG runs: a restart ends the tasks it runs."""
         ...
 
 

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from airflow_client.client import ApiClient, Configuration
 from airflow_client.client.api.dag_api import DAGApi
+from airflow_client.client.api.dag_parsing_api import DAGParsingApi
 from airflow_client.client.api.dag_run_api import DagRunApi
 from airflow_client.client.api.import_error_api import ImportErrorApi
 from airflow_client.client.api.task_api import TaskApi
@@ -40,6 +41,15 @@ class ImportError_:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """When the scheduler would make the DAG's next scheduled run, and the DAG's default params."""
+
+    next_run_after: datetime | None
+    file_token: str
+    param_defaults: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class TaskInstance:
     task_id: str
     state: str | None
@@ -57,6 +67,19 @@ class TaskInstance:
             t.task_id, _state(t.state), t.try_number, float(t.duration) if t.duration else None,
             t.queued_when, t.start_date, t.end_date,
         )  # fmt: skip
+
+
+def execution_api_ready(url: str) -> bool:
+    """``GET /execution/health/ping``: the task execution API answers and its token validator works.
+
+    The execution API is a Cadwyn app that builds its versioned routes on its first request (about
+    5 s of CPU on 2 cores, with the api-server's event loop blocked). Without this call that first
+    request was the first task's ``PATCH .../run``: it waited 5.2-5.8 s and got a 400, and the task
+    started after a retry, about 7 s after it was queued. Both backends' ``up`` call it before they
+    return (ready for work).
+    """
+    with urllib.request.urlopen(f"{url}/execution/health/ping", timeout=60) as resp:
+        return resp.status == 200
 
 
 def _state(value: Any) -> str | None:
@@ -79,6 +102,7 @@ class AirflowClient:
         self.tasks = TaskApi(self._api)
         self.import_errors_api = ImportErrorApi(self._api)
         self.variables = VariableApi(self._api)
+        self.parsing = DAGParsingApi(self._api)
 
     # --- auth -----------------------------------------------------------------------------------
 
@@ -147,6 +171,34 @@ class AirflowClient:
             run_id_pattern=containing or None,
         )  # fmt: skip
         return [r.dag_run_id for r in resp.dag_runs if containing in r.dag_run_id]
+
+    def dag_runs_queued_at(self, dag_id: str, containing: str = "", limit: int = 50) -> dict[str, str]:
+        """The DAG's most recent runs whose id contains ``containing``: id -> when it was queued (ISO
+        text; "" if never). With the id it tells a run from an earlier one of the same id (deleted)."""
+        resp = self._call(
+            self.dag_runs.get_dag_runs, dag_id, limit=limit, order_by=["-run_after"],
+            run_id_pattern=containing or None,
+        )  # fmt: skip
+        return {
+            r.dag_run_id: r.queued_at.isoformat() if r.queued_at else ""
+            for r in resp.dag_runs
+            if containing in r.dag_run_id
+        }
+
+    def delete_dag_run(self, dag_id: str, dag_run_id: str) -> None:
+        self._call(self.dag_runs.delete_dag_run, dag_id, dag_run_id)
+
+    def schedule(self, dag_id: str) -> Schedule:
+        details = self._call(self.dags.get_dag_details, dag_id)
+        defaults = {
+            key: param.get("value") if isinstance(param, dict) else param
+            for key, param in (details.params or {}).items()
+        }
+        return Schedule(details.next_dagrun_run_after, details.file_token, defaults)
+
+    def reparse(self, file_token: str) -> None:
+        """Ask the dag-processor to parse a DAG file again soon (it recomputes the next scheduled run)."""
+        self._call(self.parsing.reparse_dag_file, file_token)
 
     def set_variable(self, key: str, value: str, description: str = "") -> None:
         """Create or replace an Airflow Variable."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mlflow.exceptions import MlflowException
@@ -27,14 +28,21 @@ class MlflowObserver:
         self.tracking_uri = tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
-    def runs_of(self, experiment_name: str, dag_run_id: str) -> list[MlflowRunObservation]:
-        """MLflow runs in ``experiment_name`` tagged with ``dag_run_id``, oldest first."""
+    def runs_of(
+        self, experiment_name: str, dag_run_id: str, started_after: datetime | None = None
+    ) -> list[MlflowRunObservation]:
+        """MLflow runs in ``experiment_name`` tagged with ``dag_run_id``, oldest first; with
+        ``started_after`` (the DAG run's start), only those that started since: a scheduled run's id
+        comes back when its interval is run again (``sandbox.scenarios.schedule``)."""
         exp = self.client.get_experiment_by_name(experiment_name)
         if exp is None:
             return []
+        since = ""
+        if started_after is not None:
+            since = f" and attributes.start_time >= {int(started_after.timestamp() * 1000)}"
         runs = self.client.search_runs(
             [exp.experiment_id],
-            filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_run_id}'",
+            filter_string=f"tags.`{DAG_RUN_TAG}` = '{dag_run_id}'{since}",
             order_by=["attributes.start_time ASC"],
             max_results=100,
         )

@@ -490,6 +490,18 @@ _CONCURRENT_RUNS = {
         "not": _ANY_SERVICE_FAULT,
     },
 }
+# A run the scheduler makes from the DAG's schedule: the scenario has the stack to itself (the scheduler
+# restarts), one run, no conf (a scheduled run has the DAG's defaults) and no faults (armed by run id).
+_SCHEDULE_TRIGGER = {
+    "if": {"required": ["trigger"], "properties": {"trigger": {"const": "schedule"}}},
+    "then": {
+        "required": ["exclusive"],
+        "properties": {
+            "exclusive": {"const": True}, "runs": {"const": 1},
+            "conf": {"maxProperties": 0}, "faults": {"maxItems": 0},
+        },
+    },
+}  # fmt: skip
 # Rules beyond each field's type (Scenario.problems() and model validators): those the exported JSON
 # schema states too, and those only the loader checks (the corpus test names them).
 RULES_IN_SCHEMA = {
@@ -500,6 +512,8 @@ RULES_IN_SCHEMA = {
     "service-faults-need-exclusive": "service faults in a scenario that is not 'exclusive: true'",
     "restore-one-of": "a restore with both or neither of 'after' and 'at'",
     "concurrent-runs": "'concurrent: true' with fewer than 2 runs, or with service faults",
+    "schedule-trigger": "'trigger: schedule' without 'exclusive: true', or with more than one run, a conf "
+    "or faults",
 }
 RULES_LOADER_ONLY = {
     "restore-at-registered": "a restore at a 'registered' point (that point holds the MLflow run it awaits)",
@@ -535,6 +549,14 @@ class Scenario(_Model):
         "into one experiment and one model); expectations are checked once all have ended. Needs 2 or "
         "more runs and the DAG's max_active_runs at least that (the sandbox deployment raises it).",
     )
+    trigger: Literal["api", "schedule"] = Field(
+        "api",
+        description="api: the runner triggers each run with the scenario's conf. schedule: the scheduler "
+        "makes the run from the DAG's own schedule, as in production (the sandbox keeps schedules off "
+        "otherwise): it is restarted with them on for this scenario and off after it. One run, the DAG's "
+        "default params (so MLflow expectations see its default experiment and model), no conf, no "
+        "faults, and 'exclusive: true'.",
+    )
     runs: RunsField = Field(
         1,
         description=f"Number of identical runs (1 to {MAX_RUNS}), or a list of 1 to {MAX_RUNS} runs "
@@ -543,7 +565,12 @@ class Scenario(_Model):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "allOf": [_RUNS_LIST_EXCLUDES_TOP_LEVEL, _SERVICE_FAULTS_NEED_EXCLUSIVE, _CONCURRENT_RUNS]
+            "allOf": [
+                _RUNS_LIST_EXCLUDES_TOP_LEVEL,
+                _SERVICE_FAULTS_NEED_EXCLUSIVE,
+                _CONCURRENT_RUNS,
+                _SCHEDULE_TRIGGER,
+            ]
         }
     )
 
@@ -600,6 +627,8 @@ class Scenario(_Model):
                         "remove 'concurrent', or move the service faults into a scenario of their own",
                     )
                 )
+        if self.trigger == "schedule":
+            out += self._schedule_problems()
         if isinstance(self.runs, list):
             for key in ("expect", "faults"):
                 if key in self.model_fields_set:
@@ -616,6 +645,34 @@ class Scenario(_Model):
                 out += run.expect.problems(("runs", i, "expect"), at_most)
         elif self.expect is not None:
             out += self.expect.problems(("expect",), self.runs)
+        return out
+
+    def _schedule_problems(self) -> list[Problem]:
+        at = ("trigger",)
+        out: list[Problem] = []
+        if not self.exclusive:
+            out.append(Problem(
+                ("exclusive",) if "exclusive" in self.model_fields_set else at,
+                "'trigger: schedule' restarts the scheduler (twice), which ends the tasks of any other "
+                "scenario on the stack, so this scenario needs it to itself",
+                "add 'exclusive: true' at the top level",
+            ))
+        if self.runs != 1:
+            out.append(Problem(
+                ("runs",), "'trigger: schedule' takes the one run the schedule makes (catchup is the "
+                "DAG's: production's makes the latest interval's run only)",
+                "remove 'runs', or use 'trigger: api' for several runs",
+            ))
+        if self.conf:
+            out.append(Problem(
+                ("conf",), "a scheduled run has no conf: it runs with the DAG's default params",
+                "remove 'conf' (change the DAG's defaults to test others), or use 'trigger: api'",
+            ))
+        if self.faults:
+            out.append(Problem(
+                ("faults",), "faults are armed for a run the runner names, and the scheduler names this one",
+                "remove 'faults', or use 'trigger: api'",
+            ))
         return out
 
     def all_service_faults(self) -> list[ServiceFault]:

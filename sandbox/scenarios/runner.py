@@ -24,13 +24,15 @@ from sandbox import paths
 from sandbox.clients.airflow import AirflowClient
 from sandbox.clients.mlflow import MlflowObserver
 from sandbox.clients.s3 import S3Client
+from sandbox.errors import SandboxError
 from sandbox.redaction import Redactor
 from sandbox.scenarios import faults as faults_mod
+from sandbox.scenarios import schedule as schedule_mod
 from sandbox.scenarios.chaos import FaultController, Timeline
 from sandbox.scenarios.expectations import Mismatch, check
-from sandbox.scenarios.model import Expect, RunSpec, Scenario, TaskPoint
+from sandbox.scenarios.model import RESERVED_CONF, Expect, RunSpec, Scenario, TaskPoint
 from sandbox.scenarios.observations import RunObservation, TaskObservation, TaskTry
-from sandbox.stack import Backend
+from sandbox.stack import Backend, Schedules
 
 POLL_S = 0.5
 DAG_APPEAR_TIMEOUT_S = 90.0
@@ -77,6 +79,8 @@ class ScenarioResult:
     aborted: ScenarioAborted | None = None
     # One per DAG run triggered (also for a run that was aborted): task tries and service faults.
     timelines: list[Timeline] = field(default_factory=list)
+    # The runs the scheduler made for this scenario (`trigger: schedule`): requested, though not triggered.
+    scheduled_runs: list[str] = field(default_factory=list)
 
     @property
     def has_service_faults(self) -> bool:
@@ -281,8 +285,28 @@ class Runner:
         own REST calls may fail while one is in place (and for a grace period after)."""
         timeline = timeline or Timeline()
         self._trigger(dag_id, dag_run_id, conf, controller)
-        timeline.t0 = started = time.monotonic()
+        timeline.t0 = time.monotonic()
         timeline.add(f"triggered {dag_run_id}", "run")
+        return self.wait_for_run(
+            dag_id, dag_run_id, spec, expect, timeout, label,
+            fail_fast=fail_fast, controller=controller, timeline=timeline,
+        )  # fmt: skip
+
+    def wait_for_run(
+        self,
+        dag_id: str,
+        dag_run_id: str,
+        spec: RunSpec,
+        expect: Expect,
+        timeout: float,
+        label: str = "",
+        *,
+        fail_fast: bool = True,
+        controller: FaultController | None = None,
+        timeline: Timeline,
+    ) -> str:
+        """Poll a DAG run that exists (from ``timeline.t0``) until a final state; see trigger_and_wait."""
+        started = timeline.t0
         deadline = started + timeout
         seen: dict[str, tuple[str | None, int]] = {}
         failing_since: float | None = None
@@ -400,7 +424,7 @@ class Runner:
             obs.logs[task_id] = "\n".join(
                 af.log(dag_id, dag_run_id, task_id, n) for n in range(1, task.try_number + 1)
             )
-        obs.mlflow_runs = self.p.mlflow.runs_of(experiment, dag_run_id)
+        obs.mlflow_runs = self.p.mlflow.runs_of(experiment, dag_run_id, run.start_date)
         obs.registry = self.p.mlflow.registry(model)
         for version in obs.own_versions():
             version.artifact_files = self.p.artifact_files(version.artifact_location)
@@ -531,6 +555,54 @@ class Runner:
             if error is not None:
                 raise error
 
+    def _run_scheduled(self, scenario: Scenario, plan: list[RunSpec], result: ScenarioResult) -> None:
+        """The one run the scheduler makes from the DAG's schedule (``sandbox.scenarios.schedule``): the
+        latest interval made due, schedules on, the new scheduled run awaited and waited for, schedules
+        off again however it ends. MLflow is observed under the DAG's default names (the run's)."""
+        backend, af, dag_id = self.p.backend, self.p.airflow, scenario.dag
+        if not isinstance(backend, Schedules) or "schedules" not in backend.capabilities():
+            raise ScenarioAborted(f"the {backend.name} backend cannot turn the DAG's schedule on")
+        try:
+            defaults = schedule_mod.rewind(af, dag_id, self.progress).param_defaults
+        except schedule_mod.ScheduleError as exc:
+            raise ScenarioAborted(exc.reason, exc.detail) from exc
+        result.experiment_name, result.model_name = (str(defaults.get(key, "")) for key in RESERVED_CONF)
+        before = schedule_mod.scheduled_runs(af, dag_id)
+        timeline = Timeline()  # t0: the schedule turned on, this run's "trigger"
+        result.timelines.append(timeline)
+        self.progress("turning the DAG's schedule on")
+        try:
+            with _terminated_raises():
+                timeline.add(backend.set_schedules(True), "run")
+                deadline = timeline.t0 + scenario.timeout
+                dag_run_id = schedule_mod.await_new_run(
+                    af, dag_id, before, deadline, lambda: self._check_cancelled(dag_id)
+                )
+                result.scheduled_runs.append(dag_run_id)
+                timeline.add(f"the scheduler made {dag_run_id}", "run")
+                self.progress(f"the scheduler made {dag_run_id}")
+                self.wait_for_run(
+                    dag_id, dag_run_id, plan[0], plan[0].expect, scenario.timeout, timeline=timeline
+                )
+        except schedule_mod.ScheduleError as exc:
+            raise ScenarioAborted(exc.reason, exc.detail) from exc
+        except SandboxError as exc:  # the scheduler did not come back with schedules on
+            raise ScenarioAborted(f"the schedule could not be turned on: {exc}") from exc
+        finally:
+            with _sigint_ignored():
+                self.progress("turning the DAG's schedule off")
+                try:
+                    timeline.add(backend.set_schedules(False), "run")
+                    off_error = None
+                except SandboxError as exc:
+                    off_error = exc
+        if off_error is not None:
+            raise ScenarioAborted(
+                f"the schedule could not be turned off again: {off_error}",
+                "`sandbox up` restarts the scheduler without it",
+            )
+        self._record(scenario, plan, 0, dag_run_id, timeline.now(), result, "")
+
     def run(self, scenario: Scenario, path: Path | None = None) -> ScenarioResult:
         """Run every DAG run of the scenario; never raises for platform behaviour (see the result)."""
         experiment, model = isolation_names(scenario, path)
@@ -542,7 +614,9 @@ class Runner:
         try:
             self.ensure_dag(scenario.dag, time.monotonic() + DAG_APPEAR_TIMEOUT_S)
             self._check_task_ids(scenario.dag, plan)
-            if scenario.concurrent:
+            if scenario.trigger == "schedule":
+                self._run_scheduled(scenario, plan, result)
+            elif scenario.concurrent:
                 self._check_concurrency(scenario.dag, len(plan))
                 self._run_concurrently(scenario, plan, result, slug, token)
             else:

@@ -10,6 +10,7 @@ import sys
 import time
 import uuid
 import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psutil
@@ -20,7 +21,8 @@ from sandbox.backends.local.process import find
 from sandbox.clients.airflow import AirflowClient
 from sandbox.errors import ServiceError
 from sandbox.ports import port_in_use
-from sandbox.stack import Backend, get_backend
+from sandbox.scenarios import schedule
+from sandbox.stack import USE_JOB_SCHEDULE_ENV, Backend, get_backend
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -247,6 +249,50 @@ def test_the_scheduler_creates_no_run_of_its_own(stack: LocalBackend) -> None:
             time.sleep(1)
     finally:
         client.mark_dag_run_failed(dag, triggered)  # no run left working for the next tests
+
+
+def _scheduler_env(stack: LocalBackend) -> dict[str, str]:
+    main = find(stack.state.load().services["airflow-scheduler"])
+    assert main is not None, "the scheduler is not running"
+    return main.environ()
+
+
+def test_schedules_on_make_the_latest_interval_run_and_up_turns_them_off_after_an_interrupt(
+    stack: LocalBackend,
+) -> None:
+    """What a `trigger: schedule` scenario relies on, step by step on the real scheduler: schedules on
+    make the latest interval's run; rewinding deletes that run and makes its interval due again; and
+    a harness that died with schedules on leaves `up` to restart the scheduler without them (the due
+    interval then gets no run)."""
+    client, dag = _airflow(stack), "train_model_pipeline"
+    deadline = time.monotonic() + 120
+    while client.get_dag(dag) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    client.unpause(dag)
+    before = schedule.scheduled_runs(client, dag)
+    # The overlay's value (the local backend passes the chart's `config:` as AIRFLOW__ variables).
+    assert _scheduler_env(stack)[USE_JOB_SCHEDULE_ENV] == "False"
+
+    stack.set_schedules(True)
+    assert _scheduler_env(stack)[USE_JOB_SCHEDULE_ENV] == "True"
+    made = schedule.await_new_run(client, dag, before, time.monotonic() + 60, lambda: None)
+    client.mark_dag_run_failed(dag, made)  # its tasks are not the point here
+
+    events: list[str] = []
+    due = schedule.rewind(client, dag, events.append)
+    assert made not in schedule.scheduled_runs(client, dag)
+    assert due.next_run_after is not None and due.next_run_after <= datetime.now(UTC)
+    assert events and made in events[0]
+
+    # The harness "dies" here, schedules still on: the next `up` turns them off.
+    assert stack.state.load().schedules
+    stack.up()
+    assert not stack.state.load().schedules
+    assert _scheduler_env(stack)[USE_JOB_SCHEDULE_ENV] == "False"
+    end = time.monotonic() + 15  # the scheduler would make the due run within a loop or two
+    while time.monotonic() < end:
+        assert schedule.scheduled_runs(client, dag) == before
+        time.sleep(1)
 
 
 def test_airflow_rejects_a_wrong_password(stack: LocalBackend) -> None:

@@ -98,6 +98,11 @@ class KindBackend:
                 hashes[step.key] = self._release_hash(step)
                 self._save_hashes(hashes)
             self.progress(step.key, "ready", step.title)
+        if self.schedules_marker.exists():  # left by a `trigger: schedule` scenario that was interrupted
+            self.progress("schedules", "stopping", "schedules left on by an interrupted scenario")
+            self.set_schedules(False)
+            ran += 1
+        self.ready_for_work()
         return UpResult(self.endpoints, reused=reused and ran == 0, seconds=time.monotonic() - started,
                         services=self.status())  # fmt: skip
 
@@ -139,8 +144,9 @@ class KindBackend:
 
     def capabilities(self) -> frozenset[Capability]:
         # "faults": the Airflow chart's airflowLocalSettings carries the sandbox's cluster policy
-        # (helm.airflow_generated_values); "service_faults": workloads scaled to zero and back (faults.py).
-        caps: set[Capability] = {"kubernetes", "faults", "service_faults"}
+        # (helm.airflow_generated_values); "service_faults": workloads scaled to zero and back (faults.py);
+        # "schedules": the scheduler's environment (schedules.py).
+        caps: set[Capability] = {"kubernetes", "faults", "service_faults", "schedules"}
         if self.gpu:
             caps.add("gpu")
         return frozenset(caps)
@@ -149,8 +155,45 @@ class KindBackend:
         """Scale one service's workload to zero and back (``sandbox.backends.kind.faults``)."""
         from sandbox.backends.kind.faults import KindServiceControl
 
-        kubectl = shutil.which("kubectl") or str(Path(".tools/bin/kubectl").resolve())
-        return KindServiceControl(name, kubectl, self.context, self._run)
+        return KindServiceControl(name, self._kubectl(), self.context, self._run)
+
+    def set_schedules(self, on: bool) -> str:
+        """Set (or remove) the scheduler's schedules variable and wait for its rollout (schedules.py);
+        a marker file lets ``up`` remove one an interrupted scenario left set."""
+        from sandbox.backends.kind import schedules
+
+        if on:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self.schedules_marker.touch()
+        for step in schedules.steps(self._kubectl(), self.context, on):
+            self._run(step)
+        if not on:
+            self.schedules_marker.unlink(missing_ok=True)
+        return f"scheduler rolled out with schedules {'on' if on else 'off'}"
+
+    def ready_for_work(self) -> None:
+        """Make the api-server build its execution API now (``execution_api_ready``): ``helm --wait``
+        saw it ready, but its first request takes seconds, and would be the first task's start call."""
+        from sandbox.clients.airflow import execution_api_ready  # the REST client: not for every command
+
+        url = self.endpoints.airflow_url
+        try:
+            execution_api_ready(url)
+        except OSError as exc:
+            raise ServiceError(
+                f"The Airflow execution API at {url}/execution/ does not answer: {exc}",
+                "Tasks call it to start: see the api-server's log (`sandbox status --backend kind`, and the "
+                "diagnostics bundle of a scenario run).",
+            ) from exc
+        self.progress("ready-for-work", "ready", "the execution API answers")
+
+    @property
+    def schedules_marker(self) -> Path:
+        return self.dir / "schedules-on"
+
+    @staticmethod
+    def _kubectl() -> str:
+        return shutil.which("kubectl") or str(Path(".tools/bin/kubectl").resolve())
 
     def revive(self, skip: Iterable[str] = ()) -> list[str]:
         """Nothing to do: the kubelet restarts what exits."""
@@ -160,8 +203,7 @@ class KindBackend:
         """kubectl describe/logs/events for the namespace (and nvidia with --gpu) under ``dest/kind``."""
         folder = dest / "kind"
         folder.mkdir(parents=True, exist_ok=True)
-        kubectl = shutil.which("kubectl") or str(Path(".tools/bin/kubectl").resolve())
-        base = [kubectl, "--context", self.context]
+        base = [self._kubectl(), "--context", self.context]
         namespaces = [helm.NAMESPACE] + (["nvidia"] if self.gpu else [])
         secrets = self.credentials.secrets() if self.state.secrets_file.exists() else []
         for ns in namespaces:

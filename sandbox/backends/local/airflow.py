@@ -24,6 +24,7 @@ from sandbox.errors import ConfigError
 from sandbox.platform import airflow_local_settings
 from sandbox.platform.config import service_url
 from sandbox.ports import LOOPBACK
+from sandbox.stack import USE_JOB_SCHEDULE_ENV
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 # monitor/health names each component differently from its CLI command.
@@ -37,18 +38,6 @@ def health(url: str) -> dict[str, dict[str, object]]:
     """``GET /api/v2/monitor/health`` (no token needed)."""
     with urllib.request.urlopen(f"{url}/api/v2/monitor/health", timeout=3) as resp:
         return json.loads(resp.read())
-
-
-def execution_api_ready(url: str) -> bool:
-    """``GET /execution/health/ping``: the task execution API answers and its token validator works.
-
-    The execution API is a Cadwyn app that builds its versioned routes on its first request (about
-    5 s of CPU on 2 cores, with the api-server's event loop blocked). Without this call that first
-    request was the first task's ``PATCH .../run``: it waited 5.2-5.8 s and got a 400, and the task
-    started after a retry, about 7 s after it was queued.
-    """
-    with urllib.request.urlopen(f"{url}/execution/health/ping", timeout=60) as resp:
-        return resp.status == 200
 
 
 def parsed(url: str, username: str, password: str) -> tuple[list[str], int] | None:
@@ -166,6 +155,8 @@ def environment(ctx: StackContext, component: str | None = None) -> dict[str, st
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ctx.ports["airflow-trigger-logs"]),
         # Its health server binds every interface on a fixed port (8974): two sandboxes would collide.
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+        # A scenario with `trigger: schedule` runs the scheduler with the DAGs' schedules on for a while.
+        **({USE_JOB_SCHEDULE_ENV: "True"} if component == "scheduler" and ctx.model.schedules else {}),
     }
 
 
@@ -256,6 +247,8 @@ class Component(Service):
         (a scenario triggered right after ``up`` finds its DAG; an import error is the scenario's to
         show). The scheduler's health is its heartbeat; the triggerer needs nothing more."""
         if self.component == "api-server":
+            from sandbox.clients.airflow import execution_api_ready  # the REST client: not for every command
+
             return execution_api_ready(ctx.url("airflow"))
         if self.component != "dag-processor" or not any(ctx.dags_folder.glob("*.py")):
             return True

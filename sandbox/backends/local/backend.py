@@ -48,6 +48,7 @@ def all_services() -> list[Service]:
 
 SERVICES: tuple[str, ...] = tuple(s.name for s in all_services() if not s.oneshot)
 LOG_NAMES: tuple[str, ...] = tuple(s.name for s in all_services())
+SCHEDULER = "airflow-scheduler"  # restarted with schedules on by set_schedules()
 # Ports a user may pin (LocalBackend(ports={...})); the rest are always picked free.
 PORT_KEYS = ("postgres", "s3", "mlflow", "airflow", "airflow-worker-logs", "airflow-trigger-logs")
 DEFAULT_TIMEOUTS: dict[str, float] = {
@@ -176,6 +177,11 @@ class LocalBackend:
             if saved is not None and saved.services:
                 # A harness killed during a service fault may have left processes paused (SIGSTOP).
                 self._resume(saved)
+                if saved.schedules:  # and one killed during a `trigger: schedule` scenario, schedules on
+                    self.progress(SCHEDULER, "stopping", "schedules left on by an interrupted scenario")
+                    self.stop_service(SCHEDULER)
+                    saved.schedules = False
+                    self.state.save(saved)  # the scheduler is healed below, with schedules off
                 services = self._check(saved, config)
                 fresh = saved.config_hash == self._config_hash(config, runtime)
                 if runtime.image and not present(runtime.docker, runtime.image):
@@ -269,8 +275,11 @@ class LocalBackend:
 
     def capabilities(self) -> frozenset[Capability]:
         # "faults": the sandbox's cluster policy is in AIRFLOW_HOME (airflow.install_cluster_policy);
-        # "service_faults": service_control() and revive() below (the process supervisor).
+        # "service_faults": service_control() and revive() below (the process supervisor); "schedules":
+        # set_schedules() below.
         caps: set[Capability] = {"faults", "service_faults"}
+        if SCHEDULER in self._names():
+            caps.add("schedules")
         if self.task_runtime == "local" and _gpu_present():  # the docker runtime passes no GPU yet
             caps.add("gpu")
         return frozenset(caps)
@@ -359,6 +368,27 @@ class LocalBackend:
         if dead:
             self.start_services(dead)
         return dead
+
+    # ---------------------------------------------------------------- schedules
+    def set_schedules(self, on: bool) -> str:
+        """Restart the scheduler with the DAGs' schedules on, or back off (``sandbox.stack.Schedules``)."""
+        with self.state.locked():
+            saved = self.state.load()
+            if saved is None or SCHEDULER not in saved.services:
+                raise ServiceError(
+                    f"Sandbox {self.sandbox_name!r} is not running.",
+                    f"Start it: `sandbox up --name {self.sandbox_name}`.",
+                )
+            self._set_schedules(saved, on)
+        return f"scheduler restarted with schedules {'on' if on else 'off'}"
+
+    def _set_schedules(self, saved: StateModel, on: bool) -> None:
+        # Stopped first, the flag saved, then started: a harness killed in between leaves the flag for
+        # `up` to see, never a scheduler whose schedules the state does not know about.
+        self.stop_service(SCHEDULER)
+        saved.schedules = on
+        self.state.save(saved)
+        self._restart({SCHEDULER}, self.config())
 
     def mlflow_database(self) -> str:
         """The database MLflow's tracking and registry store lives in (charts/mlflow ``backendStore``)."""

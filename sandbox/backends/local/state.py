@@ -58,6 +58,9 @@ class StateModel(BaseModel):
     # The docker task runtime's engine (DOCKER_HOST), "" for the local runtime: where `down` removes job
     # containers that a killed worker left running.
     docker_host: str = ""
+    # The scheduler runs the DAGs' own schedules (a `trigger: schedule` scenario, until it ends; `up`
+    # turns them off again after an interrupted one).
+    schedules: bool = False
 
 
 class SandboxState:
