@@ -261,9 +261,9 @@ def test_schedules_on_make_the_latest_interval_run_and_up_turns_them_off_after_a
     stack: LocalBackend,
 ) -> None:
     """What a `trigger: schedule` scenario relies on, step by step on the real scheduler: schedules on
-    make the latest interval's run; rewinding deletes that run and makes its interval due again; and
-    a harness that died with schedules on leaves `up` to restart the scheduler without them (the due
-    interval then gets no run)."""
+    make the latest interval's run; a harness that died with schedules on leaves `up` to restart the
+    scheduler without them; rewinding (with schedules off, as the runner does) deletes the run and makes
+    its interval due again, and with schedules off the due interval then gets no run."""
     client, dag = _airflow(stack), "train_model_pipeline"
     deadline = time.monotonic() + 120
     while client.get_dag(dag) is None and time.monotonic() < deadline:
@@ -278,18 +278,20 @@ def test_schedules_on_make_the_latest_interval_run_and_up_turns_them_off_after_a
     made = schedule.await_new_run(client, dag, before, time.monotonic() + 60, lambda: None)
     client.mark_dag_run_failed(dag, made)  # its tasks are not the point here
 
-    events: list[str] = []
-    due = schedule.rewind(client, dag, events.append)
-    assert made not in schedule.scheduled_runs(client, dag)
-    assert due.next_run_after is not None and due.next_run_after <= datetime.now(UTC)
-    assert events and made in events[0]
-
     # The harness "dies" here, schedules still on: the next `up` turns them off.
     assert stack.state.load().schedules
     stack.up()
     assert not stack.state.load().schedules
     assert _scheduler_env(stack)[USE_JOB_SCHEDULE_ENV] == "False"
-    end = time.monotonic() + 15  # the scheduler would make the due run within a loop or two
+
+    # Rewound while schedules are on, the scheduler would make the run again at once (a race the
+    # runner never has: it rewinds before it turns them on).
+    events: list[str] = []
+    due = schedule.rewind(client, dag, events.append)
+    assert made not in schedule.scheduled_runs(client, dag)
+    assert due.next_run_after is not None and due.next_run_after <= datetime.now(UTC)
+    assert events and made in events[0]
+    end = time.monotonic() + 15  # with schedules on the scheduler makes a due run within a loop or two
     while time.monotonic() < end:
         assert schedule.scheduled_runs(client, dag) == before
         time.sleep(1)
