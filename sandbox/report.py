@@ -282,14 +282,17 @@ def write_diagnostics(platform: Platform, result: ScenarioResult, dest: Path) ->
     return dest
 
 
+def _token_marker(result: ScenarioResult) -> str:
+    """What every DAG run id the runner triggers for the scenario contains: its isolation names' token."""
+    return f"__{result.experiment_name.rsplit('-', 1)[-1]}__"
+
+
 def _run_markers(result: ScenarioResult) -> list[str]:
     """What the scenario's DAG run ids contain: the runs the scheduler made for it (`trigger: schedule`),
-    or the token of its isolation names, which the runner puts in every id it triggers."""
-    return list(result.scheduled_runs) or [f"__{result.experiment_name.rsplit('-', 1)[-1]}__"]
+    or the token of the runs the runner triggered."""
+    return list(result.scheduled_runs) or [_token_marker(result)]
 
 
 def _dag_run_ids(platform: Platform, dag_id: str, result: ScenarioResult) -> list[str]:
-    if result.scheduled_runs:
-        return list(result.scheduled_runs)
-    (marker,) = _run_markers(result)
-    return platform.airflow.dag_run_ids(dag_id, containing=marker)
+    marker = _token_marker(result)
+    return list(result.scheduled_runs) or platform.airflow.dag_run_ids(dag_id, containing=marker)

@@ -166,15 +166,12 @@ class AirflowClient:
 
     def dag_run_ids(self, dag_id: str, containing: str = "", limit: int = 50) -> list[str]:
         """Ids of the DAG's most recent runs whose id contains ``containing``, newest first."""
-        resp = self._call(
-            self.dag_runs.get_dag_runs, dag_id, limit=limit, order_by=["-run_after"],
-            run_id_pattern=containing or None,
-        )  # fmt: skip
-        return [r.dag_run_id for r in resp.dag_runs if containing in r.dag_run_id]
+        return list(self.dag_runs_queued_at(dag_id, containing, limit))
 
     def dag_runs_queued_at(self, dag_id: str, containing: str = "", limit: int = 50) -> dict[str, str]:
-        """The DAG's most recent runs whose id contains ``containing``: id -> when it was queued (ISO
-        text; "" if never). With the id it tells a run from an earlier one of the same id (deleted)."""
+        """The DAG's most recent runs whose id contains ``containing``, newest first: id -> when it was
+        queued (ISO text; "" if never). With the id it tells a run from an earlier one of the same id
+        (deleted)."""
         resp = self._call(
             self.dag_runs.get_dag_runs, dag_id, limit=limit, order_by=["-run_after"],
             run_id_pattern=containing or None,

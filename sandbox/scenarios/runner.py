@@ -586,8 +586,8 @@ class Runner:
                 )
         except schedule_mod.ScheduleError as exc:
             raise ScenarioAborted(exc.reason, exc.detail) from exc
-        except SandboxError as exc:  # the scheduler did not come back with schedules on
-            raise ScenarioAborted(f"the schedule could not be turned on: {exc}") from exc
+        except SandboxError as exc:  # the scheduler did not come back with schedules on, or the API failed
+            raise ScenarioAborted(f"the scheduled run could not be made or followed: {exc}") from exc
         finally:
             with _sigint_ignored():
                 self.progress("turning the DAG's schedule off")

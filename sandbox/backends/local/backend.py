@@ -179,9 +179,7 @@ class LocalBackend:
                 self._resume(saved)
                 if saved.schedules:  # and one killed during a `trigger: schedule` scenario, schedules on
                     self.progress(SCHEDULER, "stopping", "schedules left on by an interrupted scenario")
-                    self.stop_service(SCHEDULER)
-                    saved.schedules = False
-                    self.state.save(saved)  # the scheduler is healed below, with schedules off
+                    self._stop_scheduler(saved, schedules=False)  # healed below, with schedules off
                 services = self._check(saved, config)
                 fresh = saved.config_hash == self._config_hash(config, runtime)
                 if runtime.image and not present(runtime.docker, runtime.image):
@@ -379,16 +377,17 @@ class LocalBackend:
                     f"Sandbox {self.sandbox_name!r} is not running.",
                     f"Start it: `sandbox up --name {self.sandbox_name}`.",
                 )
-            self._set_schedules(saved, on)
+            self._stop_scheduler(saved, schedules=on)
+            self._restart({SCHEDULER}, self.config())
         return f"scheduler restarted with schedules {'on' if on else 'off'}"
 
-    def _set_schedules(self, saved: StateModel, on: bool) -> None:
-        # Stopped first, the flag saved, then started: a harness killed in between leaves the flag for
-        # `up` to see, never a scheduler whose schedules the state does not know about.
+    def _stop_scheduler(self, saved: StateModel, *, schedules: bool) -> None:
+        """Stop the scheduler and record whether it starts again with schedules on. Stopped first, then
+        the flag saved: a harness killed in between leaves the flag for `up` to see, never a scheduler
+        whose schedules the state does not know about."""
         self.stop_service(SCHEDULER)
-        saved.schedules = on
+        saved.schedules = schedules
         self.state.save(saved)
-        self._restart({SCHEDULER}, self.config())
 
     def mlflow_database(self) -> str:
         """The database MLflow's tracking and registry store lives in (charts/mlflow ``backendStore``)."""
